@@ -1,0 +1,140 @@
+import { connectIngest, type IngestClient } from '../client/ingest-client';
+import { runLoad, type LoadOperation } from '../client/load/load-generator';
+import { buildLoadReport, formatLoadReport } from '../client/load/load-report';
+import { AppendStreamPool } from '../client/stream-pool';
+import {
+  FlagError,
+  parseFlags,
+  parseIntegerFlag,
+  processIo,
+  runCommand,
+  type CliIo,
+} from './client-flags';
+import { loadFlagOptions, loadFlagsHelp, readLoadFlags, uniqueValueMaker, type LoadFlags } from './load-flags';
+
+export const benchDefaults = { streams: 4, window: 64 } as const;
+const streamsMax = 1_000;
+const windowMax = 100_000;
+
+export const benchHelp = `Usage: replog bench --target HOST:PORT[,HOST:PORT...] [flags]
+
+Append unique valuesets for a warm-up and then a measured interval, and print
+throughput, latency percentiles (p50, p90, p99, p99.9, max, in ms), errors by
+gRPC status code and CPU used. Exit status 0 when at least one append was
+acknowledged in the measured interval, 1 otherwise.
+
+  --mode unary|stream       Append calls, or pipelined AppendStream calls (default unary)
+  --streams N               AppendStream calls in stream mode (default ${benchDefaults.streams})
+  --window N                appends in flight per stream in stream mode (default ${benchDefaults.window})
+${loadFlagsHelp}`;
+
+/** Validated flags of `replog bench`. */
+export interface BenchFlags extends LoadFlags {
+  readonly mode: 'unary' | 'stream';
+  readonly streams: number;
+  readonly window: number;
+}
+
+/** Parse and check the flags; returns null for `--help`. Throws FlagError. */
+export function parseBenchFlags(argv: readonly string[]): BenchFlags | null {
+  const values = parseFlags(argv, {
+    ...loadFlagOptions,
+    mode: { type: 'string' },
+    streams: { type: 'string' },
+    window: { type: 'string' },
+  });
+  if (values.help) return null;
+  const mode = values.mode ?? 'unary';
+  if (mode !== 'unary' && mode !== 'stream') {
+    throw new FlagError(`invalid --mode "${mode}": expected unary or stream`);
+  }
+  return {
+    ...readLoadFlags(values),
+    mode,
+    streams: parseIntegerFlag('streams', values.streams, benchDefaults.streams, 1, streamsMax),
+    window: parseIntegerFlag('window', values.window, benchDefaults.window, 1, windowMax),
+  };
+}
+
+/** `replog bench`: returns the exit status. */
+export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
+  return runCommand('bench', io, async () => {
+    const flags = parseBenchFlags(argv);
+    if (flags === null) {
+      io.stdout.write(benchHelp);
+      return 0;
+    }
+    return bench(flags, io);
+  });
+}
+
+async function bench(flags: BenchFlags, io: CliIo): Promise<number> {
+  const client = connectIngest(flags.target);
+  try {
+    await client.waitForReady(flags.deadlineMs).catch(() => {
+      throw new Error(`cannot connect to ${flags.target} within ${flags.deadlineMs} ms`);
+    });
+    const load = benchOperation(client, flags);
+    const workerCount = flags.mode === 'unary' ? flags.concurrency : flags.streams * flags.window;
+    const measurement = await runLoad(
+      {
+        workerCount,
+        ratePerSecond: flags.ratePerSecond,
+        warmupMs: flags.warmupS * 1000,
+        durationMs: flags.durationS * 1000,
+        watchedPids: flags.pids,
+      },
+      load.operation,
+    );
+    await load.close();
+    const report = buildLoadReport(benchSettings(flags), measurement);
+    io.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatLoadReport(report));
+    return report.acknowledged > 0 ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+interface BenchLoad {
+  readonly operation: LoadOperation;
+  readonly close: () => Promise<void>;
+}
+
+function benchOperation(client: IngestClient, flags: BenchFlags): BenchLoad {
+  const valueOf = uniqueValueMaker(flags.valueBytes);
+  if (flags.mode === 'unary') {
+    return {
+      operation: async (_worker, sequence) => {
+        await client.append(valueOf(sequence), flags.deadlineMs);
+      },
+      close: async () => undefined,
+    };
+  }
+  const pool = new AppendStreamPool(client, flags.streams, {
+    windowSize: flags.window,
+    replyTimeoutMs: flags.deadlineMs,
+  });
+  return {
+    operation: async (worker, sequence) => {
+      await pool.append(worker, valueOf(sequence));
+    },
+    close: () => pool.close(),
+  };
+}
+
+function benchSettings(flags: BenchFlags): Record<string, string | number> {
+  const inFlight: Record<string, number> =
+    flags.mode === 'unary'
+      ? { concurrency: flags.concurrency }
+      : { streams: flags.streams, window: flags.window };
+  return {
+    system: 'replog',
+    target: flags.target,
+    mode: flags.mode,
+    ...inFlight,
+    rate: flags.ratePerSecond === 0 ? 'max' : flags.ratePerSecond,
+    warmupS: flags.warmupS,
+    durationS: flags.durationS,
+    valueBytes: flags.valueBytes,
+  };
+}

@@ -1,0 +1,101 @@
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { haproxyInstalled, LocalCluster } from '../cluster/local-cluster';
+import { parseInteger, UsageError } from '../node/config';
+import { renderHaproxyConfig } from './haproxy-config';
+
+export const clusterHelp = `replog cluster: run a local cluster of members, behind HAProxy when installed
+
+  --data DIR                 folder for the members' data and logs (default ./replog-data)
+  --size N                   members, 3 or 5 (default 3)
+  --base-port P              first of 2N+2 consecutive ports (default 7000):
+                             P = HAProxy, P+2.. = members' gRPC, then their HTTP
+  --snapshot-threshold N     passed to every member (default: the member's own)
+
+Ctrl-C stops every member and HAProxy cleanly; their logs are in DIR/<id>.log.`;
+
+interface ClusterFlags {
+  readonly dataDir: string;
+  readonly size: number;
+  readonly basePort: number;
+  readonly memberArgs: string[];
+}
+
+function parseClusterFlags(argv: string[]): ClusterFlags {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        data: { type: 'string', default: 'replog-data' },
+        size: { type: 'string', default: '3' },
+        'base-port': { type: 'string', default: '7000' },
+        'snapshot-threshold': { type: 'string' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const size = parseInteger('size', values.size, 1, 9);
+  if (size % 2 === 0) throw new UsageError(`invalid --size ${size}: expected an odd number such as 3 or 5`);
+  const memberArgs: string[] = [];
+  if (values['snapshot-threshold'] !== undefined) {
+    parseInteger('snapshot-threshold', values['snapshot-threshold'], 1, 1e9);
+    memberArgs.push('--snapshot-threshold', values['snapshot-threshold']);
+  }
+  return {
+    dataDir: path.resolve(values.data),
+    size,
+    basePort: parseInteger('base-port', values['base-port'], 1024, 65000),
+    memberArgs,
+  };
+}
+
+/** `replog cluster`: starts the members (and HAProxy) and stops them on Ctrl-C. */
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(clusterHelp);
+    return 0;
+  }
+  let flags: ClusterFlags;
+  try {
+    flags = parseClusterFlags(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`replog cluster: ${err.message}`);
+    return 2;
+  }
+  const cluster = await LocalCluster.create({ ...flags, withHaproxy: true });
+  cluster.startAll();
+  const haproxy = haproxyInstalled()
+    && cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
+  printAddresses(cluster, haproxy);
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      console.log('\nstopping members and HAProxy...');
+      cluster.stopAll().then(() => resolve(0));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+function printAddresses(cluster: LocalCluster, haproxy: boolean): void {
+  const grpcTargets = cluster.members.map((m) => m.grpc).join(',');
+  console.log(`replog cluster: ${cluster.members.length} members, data and logs in ${path.dirname(cluster.members[0]!.dataDir)}`);
+  for (const m of cluster.members) {
+    console.log(`  ${m.id}  gRPC ${m.grpc}  HTTP http://${m.http}/status  log ${m.logFile}`);
+  }
+  if (haproxy) {
+    console.log(`  HAProxy (gRPC, round robin per request): ${cluster.haproxyAddress}`);
+  } else {
+    console.log('  HAProxy is not installed (apt-get install haproxy); clients can balance themselves:');
+    console.log(`  replog send --target ${grpcTargets} uses grpc-js round_robin over the members`);
+  }
+  const target = haproxy ? cluster.haproxyAddress! : grpcTargets;
+  console.log('\ntry:');
+  console.log(`  npx replog send --target ${target} --count 1000`);
+  console.log(`  npx replog status --http ${cluster.members.map((m) => m.http).join(',')}`);
+  console.log('\nCtrl-C stops the cluster.');
+}

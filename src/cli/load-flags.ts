@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import {
+  parseIntegerFlag,
+  parsePidListFlag,
+  parseTargetFlag,
+} from './client-flags';
+
+/** Flags that `replog bench` and the etcd load client share. */
+export const loadFlagOptions = {
+  target: { type: 'string' },
+  concurrency: { type: 'string' },
+  rate: { type: 'string' },
+  'warmup-s': { type: 'string' },
+  'duration-s': { type: 'string' },
+  'value-bytes': { type: 'string' },
+  'deadline-ms': { type: 'string' },
+  pids: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const loadDefaults = {
+  concurrency: 64,
+  ratePerSecond: 0,
+  warmupS: 2,
+  durationS: 10,
+  valueBytes: 100,
+  deadlineMs: 5_000,
+} as const;
+
+const concurrencyMax = 100_000;
+const ratePerSecondMax = 10_000_000;
+const secondsMax = 86_400;
+const valueBytesMax = 65_536;
+const deadlineMsMax = 3_600_000;
+
+/** Validated shared load flags. */
+export interface LoadFlags {
+  readonly target: string;
+  readonly concurrency: number;
+  readonly ratePerSecond: number;
+  readonly warmupS: number;
+  readonly durationS: number;
+  readonly valueBytes: number;
+  readonly deadlineMs: number;
+  readonly pids: readonly number[];
+  readonly json: boolean;
+}
+
+type LoadFlagValues = { readonly [Name in keyof typeof loadFlagOptions]?: string | boolean };
+
+/** Check the shared flags parsed with {@link loadFlagOptions}. Throws FlagError. */
+export function readLoadFlags(values: LoadFlagValues): LoadFlags {
+  const text = (name: keyof typeof loadFlagOptions): string | undefined => {
+    const value = values[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  return {
+    target: parseTargetFlag('target', text('target')),
+    concurrency: parseIntegerFlag('concurrency', text('concurrency'), loadDefaults.concurrency, 1, concurrencyMax),
+    ratePerSecond: parseIntegerFlag('rate', text('rate'), loadDefaults.ratePerSecond, 0, ratePerSecondMax),
+    warmupS: parseIntegerFlag('warmup-s', text('warmup-s'), loadDefaults.warmupS, 0, secondsMax),
+    durationS: parseIntegerFlag('duration-s', text('duration-s'), loadDefaults.durationS, 1, secondsMax),
+    valueBytes: parseIntegerFlag('value-bytes', text('value-bytes'), loadDefaults.valueBytes, 1, valueBytesMax),
+    deadlineMs: parseIntegerFlag('deadline-ms', text('deadline-ms'), loadDefaults.deadlineMs, 1, deadlineMsMax),
+    pids: parsePidListFlag('pids', text('pids')),
+    json: values.json === true,
+  };
+}
+
+/** Help lines of the shared flags. */
+export const loadFlagsHelp = `  --target HOST:PORT[,...]  where to send; several IP addresses are used round robin (required)
+  --concurrency N           requests in flight in unary mode (default ${loadDefaults.concurrency})
+  --rate N                  offered load in messages/s, 0 = as fast as replies allow
+                            (default ${loadDefaults.ratePerSecond}); with N > 0 latency counts from the
+                            scheduled send time (coordinated omission correction)
+  --warmup-s N              seconds of load before measuring (default ${loadDefaults.warmupS})
+  --duration-s N            seconds measured (default ${loadDefaults.durationS})
+  --value-bytes N           size of each value in bytes, padded; a value is never shorter
+                            than its unique key (default ${loadDefaults.valueBytes})
+  --deadline-ms N           deadline of one request in ms (default ${loadDefaults.deadlineMs})
+  --pids PID[,PID...]       also report the CPU these processes used while measured
+  --json                    print the result as JSON
+  -h, --help                show this help
+`;
+
+/**
+ * Return a function that makes the unique value of request `sequence`: a
+ * random run prefix, the sequence number, and padding up to `valueBytes`.
+ */
+export function uniqueValueMaker(valueBytes: number): (sequence: number) => string {
+  const runPrefix = `bench-${randomBytes(6).toString('hex')}-`;
+  return (sequence) => `${runPrefix}${sequence}-`.padEnd(valueBytes, 'x');
+}

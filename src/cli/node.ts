@@ -1,0 +1,61 @@
+import { memberFlags, parseMemberConfig, UsageError } from '../node/config';
+import { runMember } from '../node/run-member';
+
+export function nodeHelp(): string {
+  const lines = memberFlags.map((f) => {
+    const suffix = f.default === undefined ? '' : ` (default ${f.default})`;
+    return `  --${f.name.padEnd(24)} ${f.env.padEnd(30)} ${f.help}${suffix}`;
+  });
+  return [
+    'replog node: run one cluster member until SIGINT or SIGTERM',
+    '',
+    'Every flag may instead be set by its environment variable.',
+    '',
+    `  ${'flag'.padEnd(26)} ${'environment'.padEnd(30)} meaning`,
+    ...lines,
+  ].join('\n');
+}
+
+/** `replog node`: starts a member and resolves with its exit code after a signal. */
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(nodeHelp());
+    return 0;
+  }
+  let config;
+  try {
+    config = parseMemberConfig(argv, process.env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`replog node: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  let running;
+  try {
+    running = await runMember(config);
+  } catch (err) {
+    console.error(`replog node: ${(err as Error).message}`);
+    return 1;
+  }
+  const { log } = running;
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    process.exit(1);
+  });
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'signal received');
+      running.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}

@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import * as readline from 'node:readline';
+import * as cliProgress from 'cli-progress';
+import { connectIngest } from '../client/ingest-client';
+import { appendWithRetry, retryPolicyDefaults, type RetryPolicy } from '../client/retry';
+import { AppendStreamPool } from '../client/stream-pool';
+import type { AppendResult } from '../client/types';
+import {
+  parseFlags,
+  parseIntegerFlag,
+  parseTargetFlag,
+  processIo,
+  runCommand,
+  type CliIo,
+} from './client-flags';
+import { SendTally, formatSendSummary, summarizeSend } from './send-summary';
+
+export const sendDefaults = {
+  concurrency: 16,
+  deadlineMs: 5_000,
+  retries: retryPolicyDefaults.retriesMax,
+} as const;
+
+const countMax = 1_000_000_000;
+const concurrencyMax = 10_000;
+const deadlineMsMax = 3_600_000;
+const retriesMax = 100;
+
+export const sendHelp = `Usage: replog send --target HOST:PORT[,HOST:PORT...] [flags]
+
+Append valuesets: one per stdin line (empty lines are skipped), or --count
+generated unique ones. Exit status 0 when every append was acknowledged.
+
+  --target HOST:PORT[,...]  members or load balancer; several IP addresses are
+                            used round robin (required)
+  --count N                 send N generated valuesets "<prefix><n>" instead of stdin
+  --prefix STR              prepended to every valueset (generated default:
+                            "send-<random hex>-", stdin default: none)
+  --concurrency N           appends in flight (default ${sendDefaults.concurrency})
+  --stream                  pipeline appends over one AppendStream call
+  --deadline-ms N           time budget of one attempt, in ms (default ${sendDefaults.deadlineMs})
+  --retries N               retries of UNAVAILABLE and DEADLINE_EXCEEDED (default ${sendDefaults.retries})
+  --json                    print the summary as JSON
+  -h, --help                show this help
+`;
+
+/** Validated flags of `replog send`. */
+export interface SendFlags {
+  readonly target: string;
+  /** Generated valuesets to send; null = read stdin. */
+  readonly count: number | null;
+  readonly prefix: string | null;
+  readonly concurrency: number;
+  readonly stream: boolean;
+  readonly deadlineMs: number;
+  readonly retryPolicy: RetryPolicy;
+  readonly json: boolean;
+}
+
+/** Parse and check the flags; returns null for `--help`. Throws FlagError. */
+export function parseSendFlags(argv: readonly string[]): SendFlags | null {
+  const values = parseFlags(argv, {
+    target: { type: 'string' },
+    count: { type: 'string' },
+    prefix: { type: 'string' },
+    concurrency: { type: 'string' },
+    stream: { type: 'boolean' },
+    'deadline-ms': { type: 'string' },
+    retries: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) return null;
+  const count = values.count === undefined ? null : parseIntegerFlag('count', values.count, 0, 1, countMax);
+  const retries = parseIntegerFlag('retries', values.retries, sendDefaults.retries, 0, retriesMax);
+  return {
+    target: parseTargetFlag('target', values.target),
+    count,
+    prefix: values.prefix ?? null,
+    concurrency: parseIntegerFlag('concurrency', values.concurrency, sendDefaults.concurrency, 1, concurrencyMax),
+    stream: values.stream ?? false,
+    deadlineMs: parseIntegerFlag('deadline-ms', values['deadline-ms'], sendDefaults.deadlineMs, 1, deadlineMsMax),
+    retryPolicy: { ...retryPolicyDefaults, retriesMax: retries },
+    json: values.json ?? false,
+  };
+}
+
+/** `replog send`: returns the exit status. */
+export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
+  return runCommand('send', io, async () => {
+    const flags = parseSendFlags(argv);
+    if (flags === null) {
+      io.stdout.write(sendHelp);
+      return 0;
+    }
+    return send(flags, io);
+  });
+}
+
+async function send(flags: SendFlags, io: CliIo): Promise<number> {
+  const client = connectIngest(flags.target);
+  const pool = flags.stream
+    ? new AppendStreamPool(client, 1, { windowSize: flags.concurrency, replyTimeoutMs: flags.deadlineMs })
+    : null;
+  const appendOnce = (valueset: string): Promise<AppendResult> =>
+    pool ? pool.append(0, valueset) : client.append(valueset, flags.deadlineMs);
+
+  const tally = new SendTally();
+  const progress = startProgress(flags, io, tally);
+  const source = valuesetSource(flags, io);
+  const startMs = performance.now();
+  try {
+    const workers = Array.from({ length: flags.concurrency }, () =>
+      sendWorker(source, (valueset) => appendWithRetry(() => appendOnce(valueset), flags.retryPolicy, () => {
+        tally.retries += 1;
+      }), tally, progress),
+    );
+    await Promise.all(workers);
+    await pool?.close();
+  } finally {
+    progress.stop();
+    client.close();
+  }
+  const summary = summarizeSend(tally, performance.now() - startMs);
+  io.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : formatSendSummary(summary));
+  return summary.errorCount === 0 ? 0 : 1;
+}
+
+async function sendWorker(
+  source: AsyncIterator<string>,
+  append: (valueset: string) => Promise<AppendResult>,
+  tally: SendTally,
+  progress: Progress,
+): Promise<void> {
+  for (let next = await source.next(); !next.done; next = await source.next()) {
+    tally.sent += 1;
+    try {
+      tally.recordResult(await append(next.value));
+    } catch (error) {
+      tally.recordError(error);
+    }
+    progress.update();
+  }
+}
+
+/**
+ * The valuesets to send, shared by all workers: an async generator queues
+ * concurrent `next()` calls, so each valueset goes to exactly one worker.
+ */
+async function* valuesetSource(flags: SendFlags, io: CliIo): AsyncGenerator<string> {
+  if (flags.count !== null) {
+    const prefix = flags.prefix ?? `send-${randomBytes(4).toString('hex')}-`;
+    for (let n = 1; n <= flags.count; n += 1) yield `${prefix}${n}`;
+    return;
+  }
+  const prefix = flags.prefix ?? '';
+  if ((io.stdin as { isTTY?: boolean }).isTTY) {
+    io.stderr.write('Reading valuesets from stdin, one per line; end with Ctrl-D.\n');
+  }
+  const lines = readline.createInterface({ input: io.stdin, crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line !== '') yield `${prefix}${line}`;
+  }
+}
+
+interface Progress {
+  update(): void;
+  stop(): void;
+}
+
+/** A progress bar on stderr when stderr is a terminal; otherwise nothing. */
+function startProgress(flags: SendFlags, io: CliIo, tally: SendTally): Progress {
+  if (!io.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const known = flags.count !== null;
+  const format = known
+    ? 'send [{bar}] {percentage}% | {value}/{total} | {errors} errors'
+    : 'send {value} finished | {errors} errors';
+  const bar = new cliProgress.SingleBar(
+    { stream: io.stderr, format, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(flags.count ?? 0, 0, { errors: 0 });
+  return {
+    update: () => bar.update(tally.finished, { errors: tally.errorCount }),
+    stop: () => bar.stop(),
+  };
+}

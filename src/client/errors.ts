@@ -1,0 +1,39 @@
+import * as grpc from '@grpc/grpc-js';
+
+/** A failed replog call: the gRPC status code and the server's message. */
+export class IngestError extends Error {
+  readonly code: grpc.status;
+
+  constructor(code: grpc.status, message: string) {
+    super(`${statusCodeName(code)}: ${message}`);
+    this.name = 'IngestError';
+    this.code = code;
+  }
+}
+
+/** Return the name of a gRPC status code, e.g. `UNAVAILABLE` for 14. */
+export function statusCodeName(code: number): string {
+  const name: unknown = (grpc.status as Record<number, unknown>)[code];
+  return typeof name === 'string' ? name : `CODE_${code}`;
+}
+
+/** Return the gRPC status code of an error thrown by a call, UNKNOWN if none. */
+export function errorCode(error: unknown): grpc.status {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    if (typeof code === 'number' && statusCodeName(code) !== `CODE_${code}`) {
+      return code;
+    }
+  }
+  return grpc.status.UNKNOWN;
+}
+
+/**
+ * Return true when an append that failed with this error may be sent again.
+ * Appends deduplicate by valueset, so a retry of an append whose outcome is
+ * unknown can store the valueset at most once.
+ */
+export function isRetryableAppendError(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED;
+}

@@ -1,0 +1,72 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+
+/** Clock ticks per second when `getconf CLK_TCK` fails; Linux uses 100. */
+const clockTicksPerSecondFallback = 100;
+let clockTicksPerSecondCached: number | null = null;
+
+/** Return the kernel's clock ticks per second (`getconf CLK_TCK`), cached. */
+export function clockTicksPerSecond(): number {
+  if (clockTicksPerSecondCached === null) {
+    try {
+      const output = execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim();
+      const ticks = Number(output);
+      clockTicksPerSecondCached = ticks > 0 ? ticks : clockTicksPerSecondFallback;
+    } catch {
+      clockTicksPerSecondCached = clockTicksPerSecondFallback;
+    }
+  }
+  return clockTicksPerSecondCached;
+}
+
+/**
+ * Read the CPU time that process `pid` (all its threads) has used so far, in
+ * clock ticks: user plus system time, fields 14 and 15 of `/proc/PID/stat`.
+ * Returns null when the process is gone or /proc is unreadable.
+ */
+export function readProcessCpuTicks(pid: number): number | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // Field 2 is the command name in parentheses and may contain spaces, so
+  // count fields from the last ')'. There, index 0 is field 3 (state).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const userTicks = Number(fields[14 - 3]);
+  const systemTicks = Number(fields[15 - 3]);
+  if (!Number.isFinite(userTicks) || !Number.isFinite(systemTicks)) return null;
+  return userTicks + systemTicks;
+}
+
+/** CPU counters of this process and of the watched processes at one moment. */
+export interface CpuSample {
+  readonly self: NodeJS.CpuUsage;
+  readonly ticksByPid: ReadonlyMap<number, number | null>;
+}
+
+export function takeCpuSample(pids: readonly number[]): CpuSample {
+  return {
+    self: process.cpuUsage(),
+    ticksByPid: new Map(pids.map((pid) => [pid, readProcessCpuTicks(pid)])),
+  };
+}
+
+/** CPU one process used between two samples. */
+export interface ProcessCpuUse {
+  readonly pid: number;
+  /** Null when the process was missing at either sample. */
+  readonly cpuMs: number | null;
+}
+
+/** CPU of the watched processes between `start` and `end`, in ms each. */
+export function watchedCpuBetween(start: CpuSample, end: CpuSample): ProcessCpuUse[] {
+  const msPerTick = 1000 / clockTicksPerSecond();
+  return [...start.ticksByPid].map(([pid, startTicks]) => {
+    const endTicks = end.ticksByPid.get(pid) ?? null;
+    const cpuMs =
+      startTicks === null || endTicks === null ? null : (endTicks - startTicks) * msPerTick;
+    return { pid, cpuMs };
+  });
+}

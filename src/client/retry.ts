@@ -1,0 +1,39 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isRetryableAppendError } from './errors';
+import type { AppendResult } from './types';
+
+/** When and how often a failed append is sent again. */
+export interface RetryPolicy {
+  /** Attempts after the first one; 0 disables retries. */
+  readonly retriesMax: number;
+  /** Pause before the first retry; doubled for each further retry. */
+  readonly backoffMs: number;
+  readonly backoffMsMax: number;
+}
+
+export const retryPolicyDefaults: RetryPolicy = {
+  retriesMax: 5,
+  backoffMs: 100,
+  backoffMsMax: 2_000,
+};
+
+/**
+ * Run `appendOnce` until it succeeds, fails with a status that is not
+ * UNAVAILABLE or DEADLINE_EXCEEDED, or the retries run out; the last error is
+ * thrown. Retrying is safe because members store each valueset at most once.
+ */
+export async function appendWithRetry(
+  appendOnce: () => Promise<AppendResult>,
+  policy: RetryPolicy,
+  onRetry: (error: unknown) => void = () => undefined,
+): Promise<AppendResult> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await appendOnce();
+    } catch (error) {
+      if (attempt >= policy.retriesMax || !isRetryableAppendError(error)) throw error;
+      onRetry(error);
+      await sleep(Math.min(policy.backoffMsMax, policy.backoffMs * 2 ** attempt));
+    }
+  }
+}

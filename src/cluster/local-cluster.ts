@@ -1,0 +1,150 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+/** Path of the compiled CLI entry point, from dist/src/cluster/. */
+export const cliPath = path.join(__dirname, '../cli/main.js');
+
+export interface LocalMemberSpec {
+  readonly id: string;
+  readonly grpc: string;
+  readonly http: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+}
+
+export interface LocalClusterOptions {
+  readonly dataDir: string;
+  readonly size: number;
+  /** First port of a contiguous block; 0 picks free ports. */
+  readonly basePort: number;
+  readonly host?: string;
+  /** Extra `replog node` flags for every member, e.g. ['--snapshot-threshold', '1000']. */
+  readonly memberArgs?: readonly string[];
+  readonly withHaproxy: boolean;
+}
+
+/**
+ * Member processes on one machine, each with its own data folder and log file,
+ * optionally behind a real HAProxy. Used by `replog cluster` and by the tests,
+ * which kill, pause and restart members through it.
+ */
+export class LocalCluster {
+  readonly members: LocalMemberSpec[] = [];
+  readonly processes = new Map<string, ChildProcess>();
+  haproxyAddress: string | null = null;
+  private haproxy: ChildProcess | null = null;
+  private memberArgs: readonly string[];
+
+  private constructor(private readonly options: LocalClusterOptions) {
+    this.memberArgs = options.memberArgs ?? [];
+  }
+
+  static async create(options: LocalClusterOptions): Promise<LocalCluster> {
+    const cluster = new LocalCluster(options);
+    const host = options.host ?? '127.0.0.1';
+    const ports = await allocatePorts(options.basePort, options.size * 2 + 2);
+    for (let i = 0; i < options.size; i++) {
+      const id = `n${i + 1}`;
+      const dataDir = path.join(options.dataDir, id);
+      cluster.members.push({
+        id,
+        grpc: `${host}:${ports[2 + i]}`,
+        http: `${host}:${ports[2 + options.size + i]}`,
+        dataDir,
+        logFile: path.join(options.dataDir, `${id}.log`),
+      });
+    }
+    if (options.withHaproxy) cluster.haproxyAddress = `${host}:${ports[0]}`;
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    return cluster;
+  }
+
+  get peersFlag(): string {
+    return this.members.map((m) => `${m.id}=${m.grpc}`).join(',');
+  }
+
+  member(id: string): LocalMemberSpec {
+    const spec = this.members.find((m) => m.id === id);
+    if (!spec) throw new Error(`no member ${id} in this cluster`);
+    return spec;
+  }
+
+  /** Starts (or restarts) one member process with its data folder. */
+  startMember(id: string, extraArgs: readonly string[] = []): ChildProcess {
+    const spec = this.member(id);
+    const out = fs.openSync(spec.logFile, 'a');
+    const args = [
+      cliPath, 'node', '--id', id, '--data', spec.dataDir, '--grpc', spec.grpc, '--http', spec.http,
+      '--peers', this.peersFlag, ...this.memberArgs, ...extraArgs,
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    this.processes.set(id, child);
+    child.on('exit', () => {
+      if (this.processes.get(id) === child) this.processes.delete(id);
+    });
+    return child;
+  }
+
+  startAll(): void {
+    for (const m of this.members) this.startMember(m.id);
+  }
+
+  /** Sends `signal` to a member and waits for its process to exit. */
+  async stopMember(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.processes.get(id);
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(signal);
+    return exited;
+  }
+
+  pauseMember(id: string): void {
+    this.processes.get(id)?.kill('SIGSTOP');
+  }
+
+  resumeMember(id: string): void {
+    this.processes.get(id)?.kill('SIGCONT');
+  }
+
+  /** Starts HAProxy in front of the members; returns false when it is not installed. */
+  startHaproxy(configText: string): boolean {
+    if (!this.haproxyAddress || !haproxyInstalled()) return false;
+    const cfgPath = path.join(this.options.dataDir, 'haproxy.cfg');
+    fs.writeFileSync(cfgPath, configText);
+    const out = fs.openSync(path.join(this.options.dataDir, 'haproxy.log'), 'a');
+    this.haproxy = spawn('haproxy', ['-f', cfgPath, '-db'], { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    return true;
+  }
+
+  async stopAll(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await Promise.all([...this.processes.keys()].map((id) => this.stopMember(id, signal)));
+    if (this.haproxy && this.haproxy.exitCode === null) {
+      const exited = new Promise((resolve) => this.haproxy!.once('exit', resolve));
+      this.haproxy.kill('SIGTERM');
+      await exited;
+    }
+  }
+}
+
+export function haproxyInstalled(): boolean {
+  return spawnSync('haproxy', ['-v'], { stdio: 'ignore' }).status === 0;
+}
+
+/** Returns `count` ports: basePort.. when given, else free ports the OS picks. */
+async function allocatePorts(basePort: number, count: number): Promise<number[]> {
+  if (basePort > 0) return Array.from({ length: count }, (_, i) => basePort + i);
+  const servers: net.Server[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    ports.push((server.address() as net.AddressInfo).port);
+  }
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}

@@ -1,0 +1,33 @@
+import type { RaftConfig } from './types';
+
+/**
+ * Committed entries handed out in one Ready at most, so that a member catching
+ * up applies a long backlog in bounded transactions.
+ */
+export const committedEntriesPerReadyMax = 4096;
+
+/** Throws RangeError naming the first invalid field of `config`. */
+export function validateRaftConfig(config: RaftConfig): void {
+  if (!config.peers.includes(config.id)) {
+    throw new RangeError(`invalid peers: must include this member's id "${config.id}"`);
+  }
+  if (new Set(config.peers).size !== config.peers.length) {
+    throw new RangeError(`invalid peers: ids must be unique, got ${config.peers.join(',')}`);
+  }
+  requirePositiveInteger('heartbeatIntervalTicks', config.heartbeatIntervalTicks);
+  requirePositiveInteger('electionTimeoutTicks', config.electionTimeoutTicks);
+  requirePositiveInteger('appendEntriesMax', config.appendEntriesMax);
+  requirePositiveInteger('appendBytesMax', config.appendBytesMax);
+  requirePositiveInteger('inflightAppendsMax', config.inflightAppendsMax);
+  if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
+    throw new RangeError(
+      `invalid electionTimeoutTicks ${config.electionTimeoutTicks}: must exceed heartbeatIntervalTicks ${config.heartbeatIntervalTicks}`,
+    );
+  }
+}
+
+function requirePositiveInteger(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`invalid ${name} ${value}: must be an integer of at least 1`);
+  }
+}

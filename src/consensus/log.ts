@@ -1,0 +1,305 @@
+import { assertInvariant } from './assert';
+import type { Entry, RestoredState, SnapshotMeta } from './types';
+
+/** Result of compaction, for the driver to record in storage. */
+export interface Compaction {
+  readonly snapshot: SnapshotMeta;
+  readonly logStart: SnapshotMeta;
+}
+
+/**
+ * The in-memory Raft log of one member: the entries after `logStart`, plus the
+ * commit, applied and persisted positions over them.
+ *
+ * Entries move through three stages. An entry is unstable until ready() hands
+ * it to the driver, in flight until advance() confirms the fsync, and
+ * persisted after that. Terms never decrease along the log, which lets the
+ * conflict search run as a binary search.
+ *
+ * Invariants: logStart.index <= snapshot.index <= commit <= lastIndex, and
+ * applied <= commit. Between installing a snapshot and its advance(), applied
+ * is below snapshot.index.
+ */
+export class RaftLog {
+  private logStartMeta: SnapshotMeta;
+  private snapshotMeta: SnapshotMeta;
+  /** entries[i].index === logStartMeta.index + 1 + i. */
+  private entries: Entry[];
+  private persistedIndexValue: number;
+  /** First index not yet handed to the driver in a Ready. */
+  private unstableIndex: number;
+  private commitIndexValue: number;
+  private appliedIndexValue: number;
+  /** Last index handed to the driver as a committed entry. */
+  private handedCommittedIndex: number;
+
+  constructor(restored: RestoredState) {
+    this.logStartMeta = restored.logStart;
+    this.snapshotMeta = restored.snapshot;
+    this.entries = [...restored.entries];
+    this.checkContiguous(this.entries, restored.logStart.index + 1);
+    this.persistedIndexValue = this.lastIndex;
+    this.unstableIndex = this.lastIndex + 1;
+    this.appliedIndexValue = restored.appliedIndex;
+    // A snapshot may be newer than the commit index stored with the hard state.
+    this.commitIndexValue = Math.max(restored.hardState.commit, restored.appliedIndex, restored.snapshot.index);
+    this.handedCommittedIndex = restored.appliedIndex;
+    assertInvariant(restored.logStart.index <= restored.snapshot.index, 'logStart <= snapshot on restore', {
+      logStart: restored.logStart.index,
+      snapshot: restored.snapshot.index,
+    });
+    assertInvariant(restored.snapshot.index <= restored.appliedIndex, 'snapshot <= applied on restore', {
+      snapshot: restored.snapshot.index,
+      applied: restored.appliedIndex,
+    });
+    this.checkCommitBounds();
+  }
+
+  get logStart(): SnapshotMeta {
+    return this.logStartMeta;
+  }
+
+  get snapshot(): SnapshotMeta {
+    return this.snapshotMeta;
+  }
+
+  get lastIndex(): number {
+    return this.logStartMeta.index + this.entries.length;
+  }
+
+  get lastTerm(): number {
+    const last = this.entries[this.entries.length - 1];
+    return last === undefined ? this.logStartMeta.term : last.term;
+  }
+
+  get commitIndex(): number {
+    return this.commitIndexValue;
+  }
+
+  get appliedIndex(): number {
+    return this.appliedIndexValue;
+  }
+
+  /** Last index the driver confirmed as fsync'd. */
+  get persistedIndex(): number {
+    return this.persistedIndexValue;
+  }
+
+  /** Returns the term at `index`, or undefined when it is compacted or beyond the end. */
+  termAt(index: number): number | undefined {
+    if (index === this.logStartMeta.index) return this.logStartMeta.term;
+    if (index < this.logStartMeta.index || index > this.lastIndex) return undefined;
+    return this.entryAt(index).term;
+  }
+
+  /**
+   * Returns whether a log ending at (lastIndex, lastTerm) is at least as up to
+   * date as this one: a later last term, or the same term and no shorter.
+   */
+  isUpToDate(lastIndex: number, lastTerm: number): boolean {
+    const ownTerm = this.lastTerm;
+    return lastTerm > ownTerm || (lastTerm === ownTerm && lastIndex >= this.lastIndex);
+  }
+
+  /**
+   * Returns the largest index at or below `index` whose term is at most `term`,
+   * searching down to logStart. Returns logStart.index - 1 when even logStart
+   * has a later term, so the caller knows the match lies in compacted history.
+   */
+  findConflictByTerm(index: number, term: number): number {
+    let low = this.logStartMeta.index;
+    let high = Math.min(index, this.lastIndex);
+    if (high < low) return high;
+    if (this.logStartMeta.term > term) return low - 1;
+    // Terms never decrease along the log: find the last index with term <= `term`.
+    while (low < high) {
+      const middle = Math.ceil((low + high) / 2);
+      if ((this.termAt(middle) ?? 0) <= term) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+
+  /**
+   * Returns the entries from `fromIndex` on, at most `countMax` of them and at
+   * most `bytesMax` bytes of data, but always one entry when any exists.
+   */
+  slice(fromIndex: number, countMax: number, bytesMax: number): Entry[] {
+    assertInvariant(fromIndex > this.logStartMeta.index, 'slice starts after logStart', {
+      fromIndex,
+      logStart: this.logStartMeta.index,
+    });
+    const begin = fromIndex - this.logStartMeta.index - 1;
+    const end = Math.min(this.entries.length, begin + countMax);
+    let bytes = 0;
+    let stop = begin;
+    while (stop < end) {
+      const size = (this.entries[stop] as Entry).data.byteLength;
+      if (stop > begin && bytes + size > bytesMax) break;
+      bytes += size;
+      stop += 1;
+    }
+    return this.entries.slice(begin, stop);
+  }
+
+  /** Appends entries of the leader's own term at the end (leader append-only). */
+  append(entries: readonly Entry[]): void {
+    this.checkContiguous(entries, this.lastIndex + 1);
+    for (const entry of entries) this.entries.push(entry);
+  }
+
+  /**
+   * Appends a leader's entries that follow `prevIndex`, which the caller found
+   * to match. Entries already present with the same term are skipped. The log
+   * is truncated only at the first entry whose term differs. Returns the index
+   * of the last entry of the request.
+   */
+  appendFromLeader(prevIndex: number, entries: readonly Entry[]): number {
+    this.checkContiguous(entries, prevIndex + 1);
+    let first = 0;
+    while (first < entries.length) {
+      const entry = entries[first] as Entry;
+      if (entry.index > this.lastIndex) break;
+      if (this.entryAt(entry.index).term !== entry.term) {
+        this.truncateFrom(entry.index);
+        break;
+      }
+      first += 1;
+    }
+    for (let i = first; i < entries.length; i += 1) this.entries.push(entries[i] as Entry);
+    return prevIndex + entries.length;
+  }
+
+  /** Raises the commit index to `index`; returns whether it moved. */
+  commitTo(index: number): boolean {
+    if (index <= this.commitIndexValue) return false;
+    assertInvariant(index <= this.lastIndex, 'commit <= lastIndex', { commit: index, lastIndex: this.lastIndex });
+    this.commitIndexValue = index;
+    return true;
+  }
+
+  hasUnstable(): boolean {
+    return this.unstableIndex <= this.lastIndex;
+  }
+
+  /** Hands out the entries not yet given to the driver. */
+  takeUnstable(): Entry[] {
+    if (!this.hasUnstable()) return [];
+    const begin = this.unstableIndex - this.logStartMeta.index - 1;
+    this.unstableIndex = this.lastIndex + 1;
+    return this.entries.slice(begin);
+  }
+
+  hasCommittedToHand(): boolean {
+    return this.handedCommittedIndex < this.commitIndexValue;
+  }
+
+  /**
+   * Hands out up to `countMax` committed entries not yet given to the driver.
+   * Committed entries that are still unstable go out in the same Ready as
+   * their persisting, and the driver applies only after it fsyncs.
+   */
+  takeCommitted(countMax: number): Entry[] {
+    const from = this.handedCommittedIndex + 1;
+    const to = Math.min(this.commitIndexValue, this.handedCommittedIndex + countMax);
+    if (to < from) return [];
+    assertInvariant(from > this.logStartMeta.index, 'committed entries to apply are not compacted', {
+      from,
+      logStart: this.logStartMeta.index,
+    });
+    this.handedCommittedIndex = to;
+    const begin = from - this.logStartMeta.index - 1;
+    return this.entries.slice(begin, begin + (to - from + 1));
+  }
+
+  /**
+   * Records the fsync of entries up to (index, term). It is skipped when a
+   * conflicting leader replaced that entry after ready() handed it out.
+   */
+  stableTo(index: number, term: number): void {
+    if (index <= this.persistedIndexValue || this.termAt(index) !== term) return;
+    this.persistedIndexValue = index;
+  }
+
+  appliedTo(index: number): void {
+    if (index <= this.appliedIndexValue) return;
+    assertInvariant(index <= this.commitIndexValue, 'applied <= commit', {
+      applied: index,
+      commit: this.commitIndexValue,
+    });
+    this.appliedIndexValue = index;
+  }
+
+  /**
+   * Replaces the whole log with a snapshot to install. The driver installs it
+   * before anything else in the Ready, so it counts as persisted. The applied
+   * index moves when advance() confirms the install.
+   */
+  restore(snapshot: SnapshotMeta): void {
+    assertInvariant(snapshot.index > this.commitIndexValue, 'installed snapshot is newer than commit', {
+      snapshot: snapshot.index,
+      commit: this.commitIndexValue,
+    });
+    this.entries = [];
+    this.logStartMeta = snapshot;
+    this.snapshotMeta = snapshot;
+    this.persistedIndexValue = snapshot.index;
+    this.unstableIndex = snapshot.index + 1;
+    this.commitIndexValue = snapshot.index;
+    this.handedCommittedIndex = snapshot.index;
+  }
+
+  /**
+   * Records a state machine snapshot at `snapshotIndex` and drops the entries
+   * at or below snapshotIndex - keepEntries. An older snapshot index keeps the
+   * current snapshot but may still drop entries.
+   */
+  compact(snapshotIndex: number, keepEntries: number): Compaction {
+    const snapshotTerm = this.termAt(snapshotIndex);
+    if (snapshotTerm === undefined) {
+      throw new RangeError(
+        `cannot compact at index ${snapshotIndex}: the log holds indexes ${this.logStartMeta.index} to ${this.lastIndex}`,
+      );
+    }
+    if (snapshotIndex > this.snapshotMeta.index) {
+      this.snapshotMeta = { index: snapshotIndex, term: snapshotTerm };
+    }
+    const startIndex = Math.max(this.logStartMeta.index, snapshotIndex - keepEntries);
+    const startTerm = this.termAt(startIndex) as number;
+    this.entries = this.entries.slice(startIndex - this.logStartMeta.index);
+    this.logStartMeta = { index: startIndex, term: startTerm };
+    return { snapshot: this.snapshotMeta, logStart: this.logStartMeta };
+  }
+
+  private entryAt(index: number): Entry {
+    return this.entries[index - this.logStartMeta.index - 1] as Entry;
+  }
+
+  private truncateFrom(index: number): void {
+    assertInvariant(index > this.commitIndexValue, 'never truncate committed entries', {
+      truncateFrom: index,
+      commit: this.commitIndexValue,
+    });
+    this.entries.length = index - this.logStartMeta.index - 1;
+    this.unstableIndex = Math.min(this.unstableIndex, index);
+    this.persistedIndexValue = Math.min(this.persistedIndexValue, index - 1);
+  }
+
+  private checkContiguous(entries: readonly Entry[], firstIndex: number): void {
+    const first = entries[0];
+    const last = entries[entries.length - 1];
+    if (first === undefined || last === undefined) return;
+    assertInvariant(
+      first.index === firstIndex && last.index === firstIndex + entries.length - 1,
+      'entries are contiguous after the log end',
+      { expectedFirst: firstIndex, first: first.index, last: last.index, count: entries.length },
+    );
+  }
+
+  private checkCommitBounds(): void {
+    assertInvariant(this.commitIndexValue <= this.lastIndex, 'commit <= lastIndex', {
+      commit: this.commitIndexValue,
+      lastIndex: this.lastIndex,
+    });
+  }
+}

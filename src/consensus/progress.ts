@@ -1,0 +1,153 @@
+import { assertInvariant } from './assert';
+import type { NodeId, PeerProgress } from './types';
+
+export type ProgressState = PeerProgress['state'];
+
+/**
+ * The leader's view of one follower's log.
+ *
+ * - probe: the leader does not know where the logs match. It sends one append
+ *   and waits for the reply, or for a heartbeat response, before the next.
+ * - replicate: the logs match up to matchIndex. Appends are pipelined, up to
+ *   inflightMax in flight, and nextIndex moves ahead as they are sent.
+ * - snapshot: the entries the follower needs are compacted. A snapshot message
+ *   is on its way, and nothing more is sent until it is acknowledged or times out.
+ */
+export class Progress {
+  matchIndex = 0;
+  nextIndex: number;
+  state: ProgressState = 'probe';
+  /** In probe state: an append is in flight and the next one waits. */
+  probeSent = false;
+  /** In snapshot state: the index of the snapshot sent. */
+  pendingSnapshotIndex = 0;
+  ticksSinceContact = 0;
+  /** Ticks in snapshot state. */
+  ticksInSnapshot = 0;
+  /** Heartbeat responses in replicate state while appends were in flight and matchIndex did not grow. */
+  heartbeatsWithoutProgress = 0;
+  /** The largest commit index sent to this follower in an append. */
+  commitSent = 0;
+  /** Last entry index of each append in flight, oldest first. */
+  private inflight: number[] = [];
+
+  constructor(
+    readonly id: NodeId,
+    nextIndex: number,
+    private readonly inflightMax: number,
+  ) {
+    this.nextIndex = nextIndex;
+  }
+
+  isPaused(): boolean {
+    switch (this.state) {
+      case 'probe':
+        return this.probeSent;
+      case 'replicate':
+        return this.inflight.length >= this.inflightMax;
+      case 'snapshot':
+        return true;
+    }
+  }
+
+  becomeProbe(): void {
+    this.state = 'probe';
+    this.nextIndex = this.matchIndex + 1;
+    this.resetFlow();
+  }
+
+  becomeReplicate(): void {
+    this.state = 'replicate';
+    this.nextIndex = this.matchIndex + 1;
+    this.resetFlow();
+  }
+
+  becomeSnapshot(snapshotIndex: number): void {
+    this.state = 'snapshot';
+    this.pendingSnapshotIndex = snapshotIndex;
+    this.resetFlow();
+  }
+
+  /** Records a successful append up to `index`; returns whether matchIndex grew. */
+  updateMatch(index: number): boolean {
+    this.nextIndex = Math.max(this.nextIndex, index + 1);
+    if (index <= this.matchIndex) return false;
+    this.matchIndex = index;
+    this.heartbeatsWithoutProgress = 0;
+    this.probeSent = false;
+    this.freeInflightTo(index);
+    return true;
+  }
+
+  /**
+   * Moves nextIndex back after a rejection, to just after `probeIndex`, the
+   * leader's estimate of the last matching entry, but never to or below matchIndex.
+   */
+  backOff(probeIndex: number): void {
+    const nextIndex = this.nextIndex;
+    if (this.state === 'replicate') this.becomeProbe();
+    this.nextIndex = Math.max(this.matchIndex + 1, Math.min(nextIndex, probeIndex + 1));
+    this.probeSent = false;
+  }
+
+  /** Records an append sent with entries up to `lastIndex` (none when lastIndex is null). */
+  recordSent(lastIndex: number | null, commit: number): void {
+    this.commitSent = Math.max(this.commitSent, commit);
+    if (this.state === 'probe') {
+      this.probeSent = true;
+      return;
+    }
+    if (lastIndex === null) return;
+    assertInvariant(lastIndex >= this.nextIndex, 'pipelined append starts at nextIndex', {
+      peer: this.id,
+      lastIndex,
+      nextIndex: this.nextIndex,
+    });
+    this.nextIndex = lastIndex + 1;
+    this.inflight.push(lastIndex);
+  }
+
+  /**
+   * Records a heartbeat response. Returns whether pipelined appends look lost:
+   * the follower answered `heartbeatsMax` heartbeats since matchIndex last
+   * grew while appends were in flight.
+   */
+  recordHeartbeatResponse(heartbeatsMax: number): boolean {
+    this.ticksSinceContact = 0;
+    this.probeSent = false;
+    if (this.state !== 'replicate' || this.inflight.length === 0) {
+      this.heartbeatsWithoutProgress = 0;
+      return false;
+    }
+    this.heartbeatsWithoutProgress += 1;
+    return this.heartbeatsWithoutProgress >= heartbeatsMax;
+  }
+
+  tick(): void {
+    this.ticksSinceContact += 1;
+    this.ticksInSnapshot = this.state === 'snapshot' ? this.ticksInSnapshot + 1 : 0;
+  }
+
+  toStatus(): PeerProgress {
+    return {
+      id: this.id,
+      matchIndex: this.matchIndex,
+      nextIndex: this.nextIndex,
+      state: this.state,
+      ticksSinceContact: this.ticksSinceContact,
+    };
+  }
+
+  private freeInflightTo(index: number): void {
+    let count = 0;
+    while (count < this.inflight.length && (this.inflight[count] as number) <= index) count += 1;
+    if (count > 0) this.inflight.splice(0, count);
+  }
+
+  private resetFlow(): void {
+    this.probeSent = false;
+    this.ticksInSnapshot = 0;
+    this.heartbeatsWithoutProgress = 0;
+    this.inflight = [];
+  }
+}

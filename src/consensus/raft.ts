@@ -1,0 +1,614 @@
+import { assertInvariant } from './assert';
+import { committedEntriesPerReadyMax, validateRaftConfig } from './config';
+import { RaftLog } from './log';
+import type { Compaction } from './log';
+import { quorumSize, Replication } from './replication';
+import { EntryType } from './types';
+import type {
+  AppendRequest,
+  CoreStatus,
+  Entry,
+  HardState,
+  HeartbeatRequest,
+  Message,
+  NodeId,
+  ProposeResult,
+  RaftConfig,
+  Ready,
+  RestoredState,
+  Role,
+  SnapshotMeta,
+  SnapshotRequest,
+  SoftState,
+  VoteRequest,
+  VoteResponse,
+} from './types';
+
+const emptyData = new Uint8Array(0);
+
+/**
+ * The Raft consensus core of one member: roles, terms, votes, the log and the
+ * leader's replication. It is pure and deterministic. Input is tick(),
+ * step(message) and propose(data), output one Ready batch at a time, and
+ * randomness comes only from config.random.
+ *
+ * Besides the Raft paper it implements pre-vote, check-quorum with the
+ * follower's leader lease, pipelined replication with fast back-off, and
+ * snapshots by metadata.
+ */
+export class Raft {
+  private readonly config: RaftConfig;
+  private readonly log: RaftLog;
+  private term: number;
+  private vote: NodeId | null;
+  private role: Role = 'follower';
+  private leaderId: NodeId | null = null;
+  /**
+   * Ticks since the election timer was reset. A follower resets it on leader
+   * contact and on granting a vote. A leader wraps it every election timeout.
+   */
+  private electionElapsed = 0;
+  /** Randomized in [electionTimeoutTicks, 2 * electionTimeoutTicks) on every reset. */
+  private electionTimeoutTicks: number;
+  private heartbeatElapsed = 0;
+  /** Votes received in the current election, by voter. */
+  private readonly votes = new Map<NodeId, boolean>();
+  /** The leader's per-follower state; null unless this member leads. */
+  private replication: Replication | null = null;
+  private outbox: Message[] = [];
+  /** A snapshot received from the leader that the next Ready installs. */
+  private pendingSnapshot: SnapshotMeta | null = null;
+  /** The hard and soft state of the previous Ready, to tell whether they changed. */
+  private readyHardState: HardState;
+  private readySoftState: SoftState;
+
+  constructor(config: RaftConfig, restored: RestoredState) {
+    validateRaftConfig(config);
+    this.config = config;
+    this.log = new RaftLog(restored);
+    this.term = restored.hardState.term;
+    this.vote = restored.hardState.vote;
+    this.readyHardState = restored.hardState;
+    this.electionTimeoutTicks = this.drawElectionTimeout();
+    this.readySoftState = this.softState();
+    this.config.logger?.info(
+      {
+        term: this.term,
+        vote: this.vote,
+        commitIndex: this.log.commitIndex,
+        appliedIndex: this.log.appliedIndex,
+        lastLogIndex: this.log.lastIndex,
+        snapshotIndex: this.log.snapshot.index,
+      },
+      'restored raft state',
+    );
+  }
+
+  /** Advances the logical clock by one tick. */
+  tick(): void {
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  /** Handles one message addressed to this member. */
+  step(message: Message): void {
+    if (!this.isAddressedHere(message)) return;
+    if (message.term > this.term && !this.stepHigherTerm(message)) return;
+    if (message.term < this.term) {
+      this.answerStaleTerm(message);
+      return;
+    }
+    this.dispatch(message);
+  }
+
+  /**
+   * Appends one Normal entry per element of `data` at indexes firstIndex,
+   * firstIndex + 1, and so on. Only the leader accepts proposals. Others
+   * return the leader they know of, if any.
+   */
+  propose(data: readonly Uint8Array[]): ProposeResult {
+    if (this.role !== 'leader') return { ok: false, leaderId: this.leaderId };
+    const firstIndex = this.log.lastIndex + 1;
+    const entries = data.map(
+      (bytes, offset): Entry => ({ index: firstIndex + offset, term: this.term, type: EntryType.Normal, data: bytes }),
+    );
+    this.log.append(entries);
+    this.leaderReplication().needsSend = true;
+    return { ok: true, firstIndex, term: this.term };
+  }
+
+  /** Returns whether ready() has anything for the driver. */
+  hasReady(): boolean {
+    return (
+      this.outbox.length > 0 ||
+      this.pendingSnapshot !== null ||
+      this.log.hasUnstable() ||
+      this.log.hasCommittedToHand() ||
+      this.replication?.needsSend === true ||
+      this.hardStateChanged() ||
+      this.softStateChanged()
+    );
+  }
+
+  /**
+   * Takes the pending batch of work. The leader builds its appends here, one
+   * per follower for all proposals since the previous call, or more when the
+   * follower is pipelining and one message cannot hold them.
+   */
+  ready(): Ready {
+    if (this.replication !== null) this.replication.sendAppends(this.log, this.outbox);
+    const softState = this.softState();
+    const hardState = this.hardState();
+    const ready: Ready = {
+      softState,
+      hardState: this.hardStateChanged() ? hardState : null,
+      snapshot: this.pendingSnapshot,
+      entries: this.log.takeUnstable(),
+      messages: this.outbox,
+      committedEntries: this.log.takeCommitted(committedEntriesPerReadyMax),
+    };
+    this.readySoftState = softState;
+    this.readyHardState = hardState;
+    this.pendingSnapshot = null;
+    this.outbox = [];
+    return ready;
+  }
+
+  /**
+   * Records that the driver fsync'd and applied `ready`. Call it once for
+   * every Ready, in the order ready() returned them. Only here does the leader
+   * count its own entries towards commit.
+   */
+  advance(ready: Ready): void {
+    if (ready.snapshot !== null) this.log.appliedTo(ready.snapshot.index);
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) this.log.stableTo(lastEntry.index, lastEntry.term);
+    const lastApplied = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
+    if (this.role === 'leader') this.maybeCommit();
+  }
+
+  /**
+   * Records that the state machine has a snapshot at `snapshotIndex` and drops
+   * the in-memory entries at or below snapshotIndex - keepEntries. Returns the
+   * snapshot and log start for storage. Throws RangeError when snapshotIndex
+   * is above the applied index or already compacted.
+   */
+  compact(snapshotIndex: number, keepEntries: number): Compaction {
+    if (!Number.isInteger(keepEntries) || keepEntries < 0) {
+      throw new RangeError(`invalid keepEntries ${keepEntries}: must be an integer of at least 0`);
+    }
+    if (snapshotIndex > this.log.appliedIndex) {
+      throw new RangeError(
+        `cannot compact at index ${snapshotIndex}: above the applied index ${this.log.appliedIndex}`,
+      );
+    }
+    const compaction = this.log.compact(snapshotIndex, keepEntries);
+    this.config.logger?.info(
+      { snapshotIndex: compaction.snapshot.index, logStartIndex: compaction.logStart.index },
+      'compacted log',
+    );
+    return compaction;
+  }
+
+  status(): CoreStatus {
+    return {
+      id: this.config.id,
+      role: this.role,
+      leaderId: this.leaderId,
+      term: this.term,
+      commitIndex: this.log.commitIndex,
+      appliedIndex: this.log.appliedIndex,
+      lastLogIndex: this.log.lastIndex,
+      snapshotIndex: this.log.snapshot.index,
+      peers: this.replication?.peerStatus() ?? [],
+    };
+  }
+
+  /** Returns the term of an entry still in memory, or of logStart; undefined otherwise. */
+  termAt(index: number): number | undefined {
+    return this.log.termAt(index);
+  }
+
+  // Clock.
+
+  private tickElection(): void {
+    this.electionElapsed += 1;
+    if (this.electionElapsed >= this.electionTimeoutTicks) this.campaign();
+  }
+
+  private tickLeader(): void {
+    const replication = this.leaderReplication();
+    replication.tick();
+    this.electionElapsed += 1;
+    if (this.electionElapsed >= this.config.electionTimeoutTicks) this.electionElapsed = 0;
+    if (this.config.checkQuorum && !replication.isQuorumActive()) {
+      this.config.logger?.warn({ term: this.term }, 'stepping down: no majority heard within the election timeout');
+      this.becomeFollower(this.term, null);
+      return;
+    }
+    this.heartbeatElapsed += 1;
+    if (this.heartbeatElapsed < this.config.heartbeatIntervalTicks) return;
+    this.heartbeatElapsed = 0;
+    replication.sendHeartbeats(this.log.commitIndex, this.outbox);
+  }
+
+  // Message dispatch.
+
+  private isAddressedHere(message: Message): boolean {
+    const { id, peers } = this.config;
+    if (message.to === id && message.from !== id && peers.includes(message.from)) return true;
+    this.config.logger?.debug({ from: message.from, to: message.to, type: message.type }, 'dropped misaddressed message');
+    return false;
+  }
+
+  /**
+   * Handles a message from a later term. Returns whether to go on and dispatch
+   * it. Pre-vote requests and granted pre-vote responses leave the term alone.
+   * Every other message makes this member a follower in the new term.
+   */
+  private stepHigherTerm(message: Message): boolean {
+    if (message.type === 'vote') {
+      if (this.config.checkQuorum && this.inLeaderLease()) {
+        // A live leader's followers ignore elections, so a rejoining member cannot depose it.
+        this.config.logger?.debug({ term: this.term, candidate: message.from }, 'ignored vote request in leader lease');
+        if (message.preVote) this.sendVoteResponse(message, false);
+        return false;
+      }
+      if (message.preVote) return true;
+    }
+    if (message.type === 'voteResponse' && message.preVote && message.granted) return true;
+    const fromLeader = message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot';
+    this.becomeFollower(message.term, fromLeader ? message.from : null);
+    return true;
+  }
+
+  /** Answers a message from an earlier term so that its sender learns the current one. */
+  private answerStaleTerm(message: Message): void {
+    if (message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot') {
+      this.sendAppendResponse(message.from, false, 0);
+    } else if (message.type === 'vote') {
+      this.sendVoteResponse(message, false);
+    }
+    // Responses from earlier terms are stale and dropped.
+  }
+
+  private dispatch(message: Message): void {
+    switch (message.type) {
+      case 'vote':
+        return this.handleVoteRequest(message);
+      case 'voteResponse':
+        return this.handleVoteResponse(message);
+      case 'append':
+        return this.handleAppend(message);
+      case 'heartbeat':
+        return this.handleHeartbeat(message);
+      case 'snapshot':
+        return this.handleSnapshot(message);
+      case 'appendResponse':
+        if (this.replication !== null && this.replication.handleAppendResponse(message, this.log)) this.maybeCommit();
+        return;
+      case 'heartbeatResponse':
+        this.replication?.handleHeartbeatResponse(message.from, this.log.lastIndex);
+        return;
+    }
+  }
+
+  // Elections.
+
+  private campaign(): void {
+    if (this.config.preVote) this.becomePreCandidate();
+    else this.becomeCandidate();
+    this.requestVotes();
+  }
+
+  private requestVotes(): void {
+    const preVote = this.role === 'precandidate';
+    const term = preVote ? this.term + 1 : this.term;
+    this.votes.clear();
+    this.votes.set(this.config.id, true);
+    if (this.tallyVotes()) return;
+    for (const peer of this.config.peers) {
+      if (peer === this.config.id) continue;
+      this.outbox.push({
+        type: 'vote',
+        from: this.config.id,
+        to: peer,
+        term,
+        preVote,
+        lastLogIndex: this.log.lastIndex,
+        lastLogTerm: this.log.lastTerm,
+      });
+    }
+  }
+
+  private handleVoteRequest(message: VoteRequest): void {
+    const canVote =
+      this.vote === message.from ||
+      (this.vote === null && this.leaderId === null) ||
+      (message.preVote && message.term > this.term);
+    const upToDate = this.log.isUpToDate(message.lastLogIndex, message.lastLogTerm);
+    // A pre-vote fails while this member still hears from a leader.
+    const leaderAlive = message.preVote && this.inLeaderLease();
+    const granted = canVote && upToDate && !leaderAlive;
+    this.sendVoteResponse(message, granted);
+    this.config.logger?.debug(
+      { term: this.term, candidate: message.from, preVote: message.preVote, granted, upToDate },
+      'answered vote request',
+    );
+    if (granted && !message.preVote) {
+      this.vote = message.from;
+      this.electionElapsed = 0;
+    }
+  }
+
+  private handleVoteResponse(message: VoteResponse): void {
+    if (this.role === 'precandidate') {
+      // A granted pre-vote carries the term asked for, a rejection the voter's own.
+      const expectedTerm = message.granted ? this.term + 1 : this.term;
+      if (!message.preVote || message.term !== expectedTerm) return;
+    } else if (this.role !== 'candidate' || message.preVote) {
+      return;
+    }
+    if (this.votes.has(message.from)) return;
+    this.votes.set(message.from, message.granted);
+    this.tallyVotes();
+  }
+
+  /** Acts on a decided election; returns whether it is decided. */
+  private tallyVotes(): boolean {
+    let granted = 0;
+    for (const vote of this.votes.values()) if (vote) granted += 1;
+    const rejected = this.votes.size - granted;
+    const quorum = quorumSize(this.config.peers.length);
+    if (granted >= quorum) {
+      if (this.role === 'precandidate') {
+        this.becomeCandidate();
+        this.requestVotes();
+      } else {
+        this.becomeLeader();
+      }
+      return true;
+    }
+    if (rejected >= quorum) {
+      this.becomeFollower(this.term, null);
+      return true;
+    }
+    return false;
+  }
+
+  private sendVoteResponse(request: VoteRequest, granted: boolean): void {
+    this.outbox.push({
+      type: 'voteResponse',
+      from: this.config.id,
+      to: request.from,
+      term: granted ? request.term : this.term,
+      preVote: request.preVote,
+      granted,
+    });
+  }
+
+  // Follower side of replication.
+
+  /** Makes this member follow `leaderId` in the current term and resets its election timer. */
+  private followLeader(leaderId: NodeId): void {
+    assertInvariant(this.role !== 'leader', 'at most one leader per term', { term: this.term, other: leaderId });
+    if (this.role !== 'follower' || this.leaderId !== leaderId) this.becomeFollower(this.term, leaderId);
+    this.electionElapsed = 0;
+  }
+
+  private handleAppend(message: AppendRequest): void {
+    this.followLeader(message.from);
+    const commit = this.log.commitIndex;
+    if (message.prevLogIndex < commit) {
+      this.appendAfterCommit(message, commit);
+      return;
+    }
+    if (this.log.termAt(message.prevLogIndex) !== message.prevLogTerm) {
+      this.rejectAppend(message);
+      return;
+    }
+    this.acceptEntries(message, message.prevLogIndex, message.entries);
+  }
+
+  /**
+   * Handles an append that starts below the commit index. Committed entries
+   * are in every later leader's log, so the ones in the request are skipped.
+   */
+  private appendAfterCommit(message: AppendRequest, commit: number): void {
+    const skip = commit - message.prevLogIndex;
+    const lastSkipped = message.entries[Math.min(skip, message.entries.length) - 1];
+    const ownTerm = lastSkipped === undefined ? undefined : this.log.termAt(lastSkipped.index);
+    if (lastSkipped !== undefined && ownTerm !== undefined) {
+      assertInvariant(lastSkipped.term === ownTerm, 'committed entries match the leader', {
+        index: lastSkipped.index,
+        leaderTerm: lastSkipped.term,
+        ownTerm,
+      });
+    }
+    if (message.entries.length <= skip) {
+      this.sendAppendResponse(message.from, true, commit);
+      return;
+    }
+    this.acceptEntries(message, commit, message.entries.slice(skip));
+  }
+
+  private acceptEntries(message: AppendRequest, prevLogIndex: number, entries: readonly Entry[]): void {
+    const lastNewIndex = this.log.appendFromLeader(prevLogIndex, entries);
+    this.log.commitTo(Math.min(message.commit, lastNewIndex));
+    this.sendAppendResponse(message.from, true, lastNewIndex);
+  }
+
+  /**
+   * Rejects an append whose previous entry does not match. The hint is the
+   * last entry at or below prevLogIndex with a term no later than
+   * prevLogTerm, so the leader can skip a whole divergent term at once.
+   */
+  private rejectAppend(message: AppendRequest): void {
+    const hintIndex = this.log.findConflictByTerm(Math.min(message.prevLogIndex, this.log.lastIndex), message.prevLogTerm);
+    const hintTerm = this.log.termAt(hintIndex) ?? 0;
+    this.config.logger?.debug(
+      { term: this.term, prevLogIndex: message.prevLogIndex, prevLogTerm: message.prevLogTerm, hintIndex, hintTerm },
+      'rejected append',
+    );
+    this.outbox.push({
+      type: 'appendResponse',
+      from: this.config.id,
+      to: message.from,
+      term: this.term,
+      success: false,
+      matchIndex: 0,
+      rejectHintIndex: hintIndex,
+      rejectHintTerm: hintTerm,
+    });
+  }
+
+  private handleHeartbeat(message: HeartbeatRequest): void {
+    this.followLeader(message.from);
+    this.log.commitTo(message.commit);
+    this.outbox.push({ type: 'heartbeatResponse', from: this.config.id, to: message.from, term: this.term });
+  }
+
+  /**
+   * Installs the leader's snapshot unless the log already holds its last
+   * entry. A log that holds it may also hold entries after it that this member
+   * acknowledged, so it is kept and only the commit index moves.
+   */
+  private handleSnapshot(message: SnapshotRequest): void {
+    this.followLeader(message.from);
+    const snapshot = message.snapshot;
+    if (snapshot.index <= this.log.commitIndex || this.log.termAt(snapshot.index) === snapshot.term) {
+      this.log.commitTo(snapshot.index);
+      this.sendAppendResponse(message.from, true, this.log.commitIndex);
+      return;
+    }
+    this.log.restore(snapshot);
+    this.pendingSnapshot = snapshot;
+    this.config.logger?.info(
+      { term: this.term, leaderId: message.from, snapshotIndex: snapshot.index, snapshotTerm: snapshot.term },
+      'installing snapshot',
+    );
+    this.sendAppendResponse(message.from, true, snapshot.index);
+  }
+
+  private sendAppendResponse(to: NodeId, success: boolean, matchIndex: number): void {
+    this.outbox.push({
+      type: 'appendResponse',
+      from: this.config.id,
+      to,
+      term: this.term,
+      success,
+      matchIndex,
+      rejectHintIndex: 0,
+      rejectHintTerm: 0,
+    });
+  }
+
+  // Leader side.
+
+  /**
+   * Commits the largest index stored on a majority, if its entry is of the
+   * current term. An entry of an earlier term never commits by counting
+   * replicas, because a later leader may still overwrite it. It commits along
+   * with the current term's entry after it (Raft paper, section 5.4.2).
+   */
+  private maybeCommit(): void {
+    const replication = this.leaderReplication();
+    const index = replication.quorumMatchIndex(this.log.persistedIndex);
+    if (index <= this.log.commitIndex || this.log.termAt(index) !== this.term) return;
+    this.log.commitTo(index);
+    replication.needsSend = true;
+  }
+
+  private leaderReplication(): Replication {
+    assertInvariant(this.replication !== null, 'only the leader replicates', { role: this.role, term: this.term });
+    return this.replication;
+  }
+
+  // Role changes.
+
+  private becomeFollower(term: number, leaderId: NodeId | null): void {
+    assertInvariant(term >= this.term, 'term never decreases', { term: this.term, newTerm: term });
+    const changed = term > this.term || this.role !== 'follower' || this.leaderId !== leaderId;
+    if (term > this.term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.role = 'follower';
+    this.leaderId = leaderId;
+    this.replication = null;
+    this.votes.clear();
+    this.resetElectionTimer();
+    if (changed) this.config.logger?.info({ term, leaderId }, 'became follower');
+  }
+
+  private becomePreCandidate(): void {
+    assertInvariant(this.role !== 'leader', 'a leader never campaigns', { term: this.term });
+    const repeated = this.role === 'precandidate';
+    this.role = 'precandidate';
+    this.leaderId = null;
+    this.resetElectionTimer();
+    const fields = { term: this.term, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm };
+    // A member cut off from the others repeats this every timeout: keep the repeats out of info.
+    if (repeated) this.config.logger?.debug(fields, 'became precandidate');
+    else this.config.logger?.info(fields, 'became precandidate');
+  }
+
+  private becomeCandidate(): void {
+    assertInvariant(this.role !== 'leader', 'a leader never campaigns', { term: this.term });
+    this.term += 1;
+    this.vote = this.config.id;
+    this.role = 'candidate';
+    this.leaderId = null;
+    this.resetElectionTimer();
+    this.config.logger?.info(
+      { term: this.term, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm },
+      'became candidate',
+    );
+  }
+
+  private becomeLeader(): void {
+    assertInvariant(this.role === 'candidate', 'only a candidate becomes leader', { role: this.role });
+    this.role = 'leader';
+    this.leaderId = this.config.id;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.replication = new Replication(this.config, this.term, this.log.lastIndex);
+    // An entry of the new term lets the entries of earlier terms commit.
+    this.log.append([{ index: this.log.lastIndex + 1, term: this.term, type: EntryType.Noop, data: emptyData }]);
+    this.config.logger?.info({ term: this.term, leaderId: this.config.id, lastLogIndex: this.log.lastIndex }, 'became leader');
+  }
+
+  private resetElectionTimer(): void {
+    this.electionElapsed = 0;
+    this.electionTimeoutTicks = this.drawElectionTimeout();
+  }
+
+  private drawElectionTimeout(): number {
+    const base = this.config.electionTimeoutTicks;
+    return base + Math.min(base - 1, Math.floor(this.config.random() * base));
+  }
+
+  /** Returns whether this member heard from a leader within the election timeout. */
+  private inLeaderLease(): boolean {
+    return this.leaderId !== null && this.electionElapsed < this.config.electionTimeoutTicks;
+  }
+
+  private hardStateChanged(): boolean {
+    const previous = this.readyHardState;
+    return previous.term !== this.term || previous.vote !== this.vote || previous.commit !== this.log.commitIndex;
+  }
+
+  private softStateChanged(): boolean {
+    const previous = this.readySoftState;
+    return previous.role !== this.role || previous.leaderId !== this.leaderId || previous.term !== this.term;
+  }
+
+  private hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.commitIndex };
+  }
+
+  private softState(): SoftState {
+    return { role: this.role, leaderId: this.leaderId, term: this.term };
+  }
+}

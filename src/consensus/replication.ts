@@ -1,0 +1,191 @@
+import type { RaftLog } from './log';
+import { Progress } from './progress';
+import type { AppendResponse, Message, NodeId, PeerProgress, RaftConfig } from './types';
+
+/**
+ * Heartbeat responses from a pipelining follower, with appends in flight and
+ * no progress, after which the leader takes those appends as lost. Answers
+ * to appends leave the follower no later than answers to the heartbeats sent
+ * after them, so two heartbeat intervals without progress mean a loss unless
+ * the network reorders.
+ */
+const heartbeatsWithoutProgressMax = 2;
+
+/** Returns the number of members that form a majority of `memberCount`. */
+export function quorumSize(memberCount: number): number {
+  return Math.floor(memberCount / 2) + 1;
+}
+
+/**
+ * The leader's replication state: one Progress per other member, and the
+ * appends, snapshots and heartbeats that keep their logs in step with its own.
+ *
+ * Appends are built lazily by sendAppends(), which the core calls once per
+ * Ready, so all proposals between two Ready batches go out together.
+ */
+export class Replication {
+  /** Set when sendAppends() may have something new to send. */
+  needsSend = true;
+  private readonly peers = new Map<NodeId, Progress>();
+
+  constructor(
+    private readonly config: RaftConfig,
+    private readonly term: number,
+    lastIndex: number,
+  ) {
+    for (const id of config.peers) {
+      if (id !== config.id) this.peers.set(id, new Progress(id, lastIndex + 1, config.inflightAppendsMax));
+    }
+  }
+
+  /** Appends to `out` every append and snapshot message that the followers can take now. */
+  sendAppends(log: RaftLog, out: Message[]): void {
+    this.needsSend = false;
+    for (const progress of this.peers.values()) this.sendToPeer(progress, log, out);
+  }
+
+  /** Appends a heartbeat for every follower to `out`. */
+  sendHeartbeats(commit: number, out: Message[]): void {
+    for (const progress of this.peers.values()) {
+      out.push({
+        type: 'heartbeat',
+        from: this.config.id,
+        to: progress.id,
+        term: this.term,
+        commit: Math.min(commit, progress.matchIndex),
+      });
+    }
+  }
+
+  /** Updates the follower's progress; returns whether its matchIndex grew. */
+  handleAppendResponse(message: AppendResponse, log: RaftLog): boolean {
+    const progress = this.peers.get(message.from);
+    if (progress === undefined) return false;
+    progress.ticksSinceContact = 0;
+    if (!message.success) {
+      this.handleRejection(progress, message, log);
+      return false;
+    }
+    const grown = progress.updateMatch(message.matchIndex);
+    // A probe answered at the known match index also proves where the logs match.
+    const confirmsProbe = progress.state === 'probe' && message.matchIndex === progress.matchIndex;
+    if (grown || confirmsProbe || progress.state === 'snapshot') {
+      this.leaveProbeOrSnapshot(progress, log);
+      this.needsSend = true;
+    }
+    return grown;
+  }
+
+  /**
+   * Marks the follower active and lets it get more entries if it is behind.
+   * A follower that answers heartbeats but not the appends in flight lost
+   * them, so it goes back to probe state and gets them again.
+   */
+  handleHeartbeatResponse(from: NodeId, lastIndex: number): void {
+    const progress = this.peers.get(from);
+    if (progress === undefined) return;
+    if (progress.recordHeartbeatResponse(heartbeatsWithoutProgressMax)) progress.becomeProbe();
+    if (progress.matchIndex < lastIndex) this.needsSend = true;
+  }
+
+  /**
+   * Advances the followers' clocks. A snapshot without an answer within an
+   * election timeout puts the follower back in probe state, which sends it again.
+   */
+  tick(): void {
+    for (const progress of this.peers.values()) {
+      progress.tick();
+      if (progress.ticksInSnapshot >= this.config.electionTimeoutTicks) {
+        progress.becomeProbe();
+        this.needsSend = true;
+      }
+    }
+  }
+
+  /** Returns whether a majority, the leader included, was heard from within an election timeout. */
+  isQuorumActive(): boolean {
+    let active = 1;
+    for (const progress of this.peers.values()) {
+      if (progress.ticksSinceContact < this.config.electionTimeoutTicks) active += 1;
+    }
+    return active >= quorumSize(this.config.peers.length);
+  }
+
+  /** Returns the largest index stored on a majority, counting the leader's persisted index. */
+  quorumMatchIndex(ownPersistedIndex: number): number {
+    const matches = [ownPersistedIndex];
+    for (const progress of this.peers.values()) matches.push(progress.matchIndex);
+    matches.sort((a, b) => b - a);
+    return matches[quorumSize(this.config.peers.length) - 1] as number;
+  }
+
+  peerStatus(): PeerProgress[] {
+    return [...this.peers.values()].map((progress) => progress.toStatus());
+  }
+
+  private sendToPeer(progress: Progress, log: RaftLog, out: Message[]): void {
+    while (!progress.isPaused()) {
+      const prevLogIndex = progress.nextIndex - 1;
+      const prevLogTerm = log.termAt(prevLogIndex);
+      if (prevLogTerm === undefined) {
+        this.sendSnapshot(progress, log, out);
+        return;
+      }
+      const entries =
+        progress.nextIndex > log.lastIndex
+          ? []
+          : log.slice(progress.nextIndex, this.config.appendEntriesMax, this.config.appendBytesMax);
+      const last = entries[entries.length - 1];
+      if (last === undefined && !this.needsEmptyAppend(progress, log)) return;
+      out.push({
+        type: 'append',
+        from: this.config.id,
+        to: progress.id,
+        term: this.term,
+        prevLogIndex,
+        prevLogTerm,
+        entries,
+        commit: log.commitIndex,
+      });
+      progress.recordSent(last === undefined ? null : last.index, log.commitIndex);
+      if (last === undefined || progress.state !== 'replicate') return;
+    }
+  }
+
+  /** An append without entries still carries a new commit index, or probes where the logs match. */
+  private needsEmptyAppend(progress: Progress, log: RaftLog): boolean {
+    if (progress.commitSent < log.commitIndex) return true;
+    return progress.state === 'probe' && progress.matchIndex < progress.nextIndex - 1;
+  }
+
+  private sendSnapshot(progress: Progress, log: RaftLog, out: Message[]): void {
+    const snapshot = log.snapshot;
+    out.push({ type: 'snapshot', from: this.config.id, to: progress.id, term: this.term, snapshot });
+    progress.becomeSnapshot(snapshot.index);
+    this.config.logger?.info(
+      { term: this.term, peer: progress.id, snapshotIndex: snapshot.index, nextIndex: progress.nextIndex },
+      'sending snapshot',
+    );
+  }
+
+  private handleRejection(progress: Progress, message: AppendResponse, log: RaftLog): void {
+    // A hint below matchIndex answers an append that a later success superseded.
+    if (progress.state === 'snapshot' || message.rejectHintIndex < progress.matchIndex) return;
+    const probeIndex =
+      message.rejectHintTerm > 0
+        ? log.findConflictByTerm(message.rejectHintIndex, message.rejectHintTerm)
+        : message.rejectHintIndex;
+    progress.backOff(probeIndex);
+    this.needsSend = true;
+  }
+
+  private leaveProbeOrSnapshot(progress: Progress, log: RaftLog): void {
+    if (progress.state === 'probe') {
+      progress.becomeReplicate();
+      return;
+    }
+    if (progress.state !== 'snapshot') return;
+    const installed = progress.matchIndex >= progress.pendingSnapshotIndex;
+    if (installed || progress.matchIndex >= log.logStart.index) progress.becomeReplicate();
+  }
+}

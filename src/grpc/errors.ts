@@ -1,0 +1,49 @@
+import { status } from '@grpc/grpc-js';
+
+/**
+ * An error that reaches a client as a gRPC status. Every failure the client API
+ * reports is built by one of the constructors below, so the catalogue of codes
+ * and their wording lives in this file.
+ */
+export class ReplogError extends Error {
+  override readonly name = 'ReplogError';
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const errors = {
+  valuesetEmpty: () => new ReplogError(status.INVALID_ARGUMENT, 'invalid valueset: it is empty; send 1 to 65536 UTF-8 bytes'),
+  valuesetTooLong: (bytes: number, max: number) =>
+    new ReplogError(status.INVALID_ARGUMENT, `invalid valueset: ${bytes} UTF-8 bytes is over the limit of ${max} bytes`),
+  noLeader: () =>
+    new ReplogError(status.UNAVAILABLE, 'no leader is known; the cluster may be electing one or lack a quorum; retry is safe'),
+  leaderLost: () =>
+    new ReplogError(status.UNAVAILABLE, 'leadership changed before the append committed; it may still commit; retry is safe'),
+  entryOverwritten: (index: number) =>
+    new ReplogError(status.UNAVAILABLE, `the entry at index ${index} was replaced by a new leader; retry is safe`),
+  commitTimeout: (ms: number) =>
+    new ReplogError(status.UNAVAILABLE, `the append did not commit within ${ms} ms; it may still commit; retry is safe`),
+  forwardFailed: (leaderId: string, reason: string) =>
+    new ReplogError(status.UNAVAILABLE, `forwarding to leader ${leaderId} failed: ${reason}; retry is safe`),
+  overloaded: (pending: number, max: number) =>
+    new ReplogError(
+      status.RESOURCE_EXHAUSTED,
+      `overloaded: ${pending} appends in progress, the limit is ${max}; retry after a short back-off`,
+    ),
+  shuttingDown: () => new ReplogError(status.UNAVAILABLE, 'the member is shutting down; retry on another member'),
+  storageFailed: (reason: string) =>
+    new ReplogError(status.UNAVAILABLE, `the member could not write to its disk: ${reason}; retry on another member`),
+  invalidReadLimit: (limit: number, max: number) =>
+    new ReplogError(status.INVALID_ARGUMENT, `invalid limit ${limit}: the maximum is ${max}`),
+} as const;
+
+/** Maps any thrown value to a ReplogError, keeping codes that are already set. */
+export function toReplogError(err: unknown): ReplogError {
+  if (err instanceof ReplogError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ReplogError(status.INTERNAL, `internal error: ${message}`);
+}

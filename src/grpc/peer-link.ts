@@ -1,0 +1,140 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { AppendResult } from '../node/waiters';
+import { errors, ReplogError } from './errors';
+
+/** Channel options for member-to-member connections. */
+export const peerChannelOptions: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  // Find a dead peer within seconds rather than at the OS's TCP timeout.
+  'grpc.keepalive_time_ms': 5000,
+  'grpc.keepalive_timeout_ms': 3000,
+  'grpc.keepalive_permit_without_calls': 1,
+  // A restarted member is reachable again within a second.
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
+};
+
+/** Bytes queued on one Raft stream before frames are dropped; Raft resends what is lost. */
+const raftStreamBufferedBytesMax = 32 * 1024 * 1024;
+/** Valuesets in one forwarded batch. */
+const forwardBatchMax = 2048;
+
+interface ForwardItem {
+  readonly valueset: string;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (err: ReplogError) => void;
+}
+
+interface ForwardReplyWire {
+  readonly index: number;
+  readonly duplicate: boolean;
+  readonly code: number;
+  readonly error: string;
+}
+
+type PeerClient = grpc.Client & {
+  Raft(callback: grpc.requestCallback<object>): grpc.ClientWritableStream<{ payload: Buffer }>;
+  Forward(): grpc.ClientDuplexStream<{ batchId: number; valuesets: string[] }, { batchId: number; replies: ForwardReplyWire[] }>;
+  InstallSnapshot(callback: grpc.requestCallback<{ ok: boolean; error: string }>): grpc.ClientWritableStream<object>;
+};
+
+/**
+ * The connection from this member to one peer: a one-way stream of Raft
+ * frames, a stream of forwarded appends (used while the peer leads), and
+ * snapshot transfers. Streams are reopened on the next use after a failure.
+ */
+export class PeerLink {
+  private raftStream: grpc.ClientWritableStream<{ payload: Buffer }> | null = null;
+  private forwardStream: ReturnType<PeerClient['Forward']> | null = null;
+  private forwardQueue: ForwardItem[] = [];
+  private readonly forwardPending = new Map<number, ForwardItem[]>();
+  private nextBatchId = 1;
+  private flushScheduled = false;
+  private droppedFrames = 0;
+
+  constructor(
+    readonly peerId: string,
+    readonly client: PeerClient,
+    private readonly log: Logger,
+  ) {}
+
+  sendFrame(payload: Buffer): void {
+    const stream = this.raftStream ?? this.openRaftStream();
+    if (stream.writableLength > raftStreamBufferedBytesMax) {
+      if (this.droppedFrames++ % 1000 === 0) {
+        this.log.warn({ peerId: this.peerId, droppedFrames: this.droppedFrames }, 'peer stream is full; dropping Raft frames');
+      }
+      return;
+    }
+    stream.write({ payload });
+  }
+
+  private openRaftStream(): grpc.ClientWritableStream<{ payload: Buffer }> {
+    const stream = this.client.Raft((err) => {
+      if (this.raftStream === stream) this.raftStream = null;
+      if (err && err.code !== grpc.status.CANCELLED) {
+        this.log.debug({ peerId: this.peerId, err: err.message }, 'peer stream closed');
+      }
+    });
+    this.raftStream = stream;
+    return stream;
+  }
+
+  forward(valueset: string): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.forwardQueue.push({ valueset, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => this.flushForwards());
+    });
+  }
+
+  private flushForwards(): void {
+    this.flushScheduled = false;
+    const stream = this.forwardStream ?? this.openForwardStream();
+    while (this.forwardQueue.length > 0) {
+      const batch = this.forwardQueue.splice(0, forwardBatchMax);
+      const batchId = this.nextBatchId++;
+      this.forwardPending.set(batchId, batch);
+      stream.write({ batchId, valuesets: batch.map((item) => item.valueset) });
+    }
+  }
+
+  private openForwardStream(): NonNullable<PeerLink['forwardStream']> {
+    const stream = this.client.Forward();
+    this.forwardStream = stream;
+    stream.on('data', (message: { batchId: number; replies: ForwardReplyWire[] }) => {
+      this.settleBatch(message.batchId, message.replies);
+    });
+    const fail = (reason: string): void => {
+      if (this.forwardStream === stream) this.forwardStream = null;
+      for (const batch of this.forwardPending.values()) {
+        for (const item of batch) item.reject(errors.forwardFailed(this.peerId, reason));
+      }
+      this.forwardPending.clear();
+    };
+    stream.on('error', (err: grpc.ServiceError) => fail(err.details || err.message));
+    stream.on('end', () => fail('the leader closed the stream'));
+    return stream;
+  }
+
+  private settleBatch(batchId: number, replies: readonly ForwardReplyWire[]): void {
+    const batch = this.forwardPending.get(batchId);
+    if (!batch) return;
+    this.forwardPending.delete(batchId);
+    batch.forEach((item, i) => {
+      const reply = replies[i];
+      if (!reply) item.reject(errors.forwardFailed(this.peerId, `reply ${i} of batch ${batchId} is missing`));
+      else if (reply.code === 0) item.resolve({ index: reply.index, duplicate: reply.duplicate });
+      else item.reject(new ReplogError(reply.code, reply.error));
+    });
+  }
+
+  close(): void {
+    this.raftStream?.end();
+    this.forwardStream?.end();
+    this.client.close();
+  }
+}

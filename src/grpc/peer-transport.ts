@@ -1,0 +1,114 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { loadReplogPackage } from '../client/proto';
+import type { Message } from '../consensus/types';
+import type { PeerAddress } from '../node/config';
+import type { Member, MemberTransport } from '../node/member';
+import type { AppendResult } from '../node/waiters';
+import { latestSnapshot, snapshotChunks } from '../storage/snapshot-files';
+import { errors } from './errors';
+import { encodeMessages } from './peer-codec';
+import { PeerLink, peerChannelOptions } from './peer-link';
+
+/** Size of one InstallSnapshot data chunk; memory per transfer is about this much. */
+const snapshotChunkBytes = 1024 * 1024;
+
+/**
+ * Outbound member-to-member traffic: Raft messages grouped into one frame per
+ * peer per Ready, forwarded appends, and snapshot transfers.
+ */
+export class PeerTransport implements MemberTransport {
+  private readonly links = new Map<string, PeerLink>();
+  private readonly snapshotsSending = new Set<string>();
+  private member: Member | null = null;
+
+  constructor(
+    selfId: string,
+    peers: readonly PeerAddress[],
+    private readonly log: Logger,
+  ) {
+    const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
+    for (const peer of peers) {
+      if (peer.id === selfId) continue;
+      const client = new Peer(peer.address, grpc.credentials.createInsecure(), peerChannelOptions);
+      this.links.set(peer.id, new PeerLink(peer.id, client as unknown as ConstructorParameters<typeof PeerLink>[1], log));
+    }
+  }
+
+  attach(member: Member): void {
+    this.member = member;
+  }
+
+  send(messages: readonly Message[]): void {
+    const byPeer = new Map<string, Message[]>();
+    for (const message of messages) {
+      const list = byPeer.get(message.to);
+      if (list) list.push(message);
+      else byPeer.set(message.to, [message]);
+    }
+    for (const [peerId, list] of byPeer) {
+      this.links.get(peerId)?.sendFrame(encodeMessages(list));
+    }
+  }
+
+  forward(leaderId: string, valueset: string): Promise<AppendResult> {
+    const link = this.links.get(leaderId);
+    if (!link) return Promise.reject(errors.forwardFailed(leaderId, 'the leader is not in --peers'));
+    return link.forward(valueset);
+  }
+
+  /** Streams the newest local snapshot to `to`, unless a transfer to it is running. */
+  sendSnapshot(to: string, term: number): void {
+    const link = this.links.get(to);
+    if (!link || !this.member || this.snapshotsSending.has(to)) return;
+    this.snapshotsSending.add(to);
+    this.streamSnapshot(link, term)
+      .then(() => this.member?.metrics.snapshotsSent.inc({ result: 'ok' }))
+      .catch((err: Error) => {
+        this.member?.metrics.snapshotsSent.inc({ result: 'failed' });
+        this.log.warn({ peerId: to, err: err.message }, 'sending snapshot failed');
+      })
+      .finally(() => this.snapshotsSending.delete(to));
+  }
+
+  private async streamSnapshot(link: PeerLink, term: number): Promise<void> {
+    const member = this.member!;
+    const snapshot = latestSnapshot(member.latestSnapshotDir());
+    if (!snapshot) throw new Error('no local snapshot to send');
+    this.log.info({ peerId: link.peerId, snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes }, 'sending snapshot');
+    const header = {
+      from: member.id,
+      term,
+      index: snapshot.meta.index,
+      snapshotTerm: snapshot.meta.term,
+      sha256: snapshot.sha256,
+      totalBytes: snapshot.bytes,
+    };
+    await new Promise<void>((resolve, reject) => {
+      const call = link.client.InstallSnapshot((err, ack) => {
+        if (err) reject(err);
+        else if (!ack?.ok) reject(new Error(ack?.error || 'rejected'));
+        else resolve();
+      });
+      void this.writeChunks(call, header, snapshot.path).catch((err: Error) => {
+        call.cancel();
+        reject(err);
+      });
+    });
+  }
+
+  private async writeChunks(call: grpc.ClientWritableStream<object>, header: object, filePath: string): Promise<void> {
+    let first = true;
+    for await (const data of snapshotChunks(filePath, snapshotChunkBytes)) {
+      const chunk = first ? { ...header, data } : { data };
+      first = false;
+      if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
+    }
+    if (first) call.write({ ...header, data: Buffer.alloc(0) });
+    call.end();
+  }
+
+  close(): void {
+    for (const link of this.links.values()) link.close();
+  }
+}

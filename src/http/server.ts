@@ -1,0 +1,30 @@
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import type { Member } from '../node/member';
+
+/**
+ * Builds the fastify app of one member: /status, /healthz, /readyz and
+ * /metrics. It reads everything from the member and keeps no state.
+ */
+export function buildHttpServer(member: Member, log: Logger) {
+  const app = Fastify({ loggerInstance: log.child({ component: 'http' }), disableRequestLogging: true });
+  app.get('/status', async () => member.status());
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_request, reply) => {
+    const readiness = member.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send(readiness);
+  });
+  app.get('/metrics', async (_request, reply) => {
+    member.status();
+    const text = await member.metrics.registry.metrics();
+    return reply.type(member.metrics.registry.contentType).send(text);
+  });
+  return app;
+}
+
+/** Splits HOST:PORT, removing the brackets of an IPv6 literal. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(address.slice(at + 1)) };
+}

@@ -1,0 +1,77 @@
+import type { Logger } from 'pino';
+import type { Entry, Message, RestoredState } from '../consensus/types';
+
+/** Minimum gap between two progress lines while entries arrive from the leader. */
+const progressIntervalMs = 2000;
+
+/**
+ * Logs how a restarting member catches up: the replay of entries that were
+ * committed before the restart, then what arrives from the leader, at most one
+ * line every two seconds until its log reaches the leader's commit index, so an
+ * operator can follow it in the log.
+ */
+export class CatchUpReporter {
+  private replayTo: number;
+  private readonly replayFrom: number;
+  private readonly startedMs = performance.now();
+  private replayedEntries = 0;
+  private replayDone: boolean;
+  private received = { entries: 0, fromIndex: 0, toIndex: 0, leaderId: '' };
+  private lastReportMs = performance.now();
+  private leaderCommit = 0;
+  private caughtUp = false;
+
+  constructor(
+    private readonly log: Logger,
+    restored: RestoredState,
+    private readonly messageCountAtStart: number,
+  ) {
+    this.replayFrom = restored.appliedIndex + 1;
+    this.replayTo = restored.hardState.commit;
+    this.replayDone = this.replayTo < this.replayFrom;
+    if (!this.replayDone) {
+      log.info({ fromIndex: this.replayFrom, toIndex: this.replayTo }, 'replaying committed entries from the log');
+    }
+  }
+
+  applied(appliedIndex: number, entryCount: number): void {
+    if (this.replayDone) return;
+    this.replayedEntries += entryCount;
+    if (appliedIndex < this.replayTo) return;
+    this.replayDone = true;
+    this.log.info(
+      {
+        fromIndex: this.replayFrom,
+        toIndex: appliedIndex,
+        entries: this.replayedEntries,
+        messageCountBefore: this.messageCountAtStart,
+        ms: Math.round(performance.now() - this.startedMs),
+      },
+      'replay finished',
+    );
+  }
+
+  observe(message: Message): void {
+    if (this.caughtUp || message.type !== 'append' || message.entries.length === 0) return;
+    this.leaderCommit = Math.max(this.leaderCommit, message.commit);
+    const first = message.entries[0]!;
+    if (this.received.entries === 0) this.received.fromIndex = first.index;
+    this.received.entries += message.entries.length;
+    this.received.toIndex = first.index + message.entries.length - 1;
+    this.received.leaderId = message.from;
+  }
+
+  persisted(entries: readonly Entry[]): void {
+    if (this.caughtUp || entries.length === 0 || this.received.entries === 0) return;
+    const now = performance.now();
+    const reachedLeader = this.replayDone && this.received.toIndex >= this.leaderCommit;
+    if (!reachedLeader && now - this.lastReportMs < progressIntervalMs) return;
+    this.lastReportMs = now;
+    this.log.info({ ...this.received, leaderCommit: this.leaderCommit }, 'received entries from the leader');
+    this.received = { entries: 0, fromIndex: 0, toIndex: 0, leaderId: '' };
+    if (reachedLeader) {
+      this.caughtUp = true;
+      this.log.info({ leaderCommit: this.leaderCommit, ms: Math.round(now - this.startedMs) }, 'caught up with the leader');
+    }
+  }
+}

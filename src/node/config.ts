@@ -1,0 +1,167 @@
+import { parseArgs } from 'node:util';
+
+/** Invalid command-line input; the CLI prints the message and exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface PeerAddress {
+  readonly id: string;
+  readonly address: string;
+}
+
+export interface MemberConfig {
+  readonly id: string;
+  readonly dataDir: string;
+  readonly grpcAddress: string;
+  readonly raftAddress: string;
+  readonly httpAddress: string;
+  readonly peers: readonly PeerAddress[];
+  readonly snapshotThreshold: number;
+  /** Entries kept below a snapshot so followers a little behind catch up from the log. */
+  readonly snapshotKeepEntries: number;
+  readonly tickMs: number;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  /** Server-side bound on waiting for an append to commit and apply. */
+  readonly appendTimeoutMs: number;
+  /** Appends accepted but not yet answered; more are rejected with RESOURCE_EXHAUSTED. */
+  readonly pendingAppendsMax: number;
+  readonly logLevel: string;
+}
+
+export const memberIdPattern = /^[a-z0-9-]{1,32}$/;
+
+interface FlagSpec {
+  readonly name: string;
+  readonly env: string;
+  readonly help: string;
+  readonly default?: string;
+}
+
+/** Flags of `replog node`, with their environment variables; the order is the help order. */
+export const memberFlags: readonly FlagSpec[] = [
+  { name: 'id', env: 'REPLOG_ID', help: 'member id, [a-z0-9-]{1,32}, unique in the cluster' },
+  { name: 'data', env: 'REPLOG_DATA', help: 'data directory, created if missing' },
+  { name: 'grpc', env: 'REPLOG_GRPC', help: 'HOST:PORT of the client API (service Ingest)' },
+  { name: 'raft', env: 'REPLOG_RAFT', help: 'HOST:PORT for peer traffic (default: the --grpc address)' },
+  { name: 'http', env: 'REPLOG_HTTP', help: 'HOST:PORT of /status, /healthz, /readyz and /metrics' },
+  { name: 'peers', env: 'REPLOG_PEERS', help: 'ID=HOST:PORT,... every member\'s peer address, this one included' },
+  { name: 'snapshot-threshold', env: 'REPLOG_SNAPSHOT_THRESHOLD', help: 'entries applied since the last snapshot that trigger a new one', default: '10000' },
+  { name: 'snapshot-keep-entries', env: 'REPLOG_SNAPSHOT_KEEP_ENTRIES', help: 'log entries kept below a snapshot for followers a little behind', default: '2000' },
+  { name: 'tick-ms', env: 'REPLOG_TICK_MS', help: 'length of one Raft tick, in milliseconds', default: '20' },
+  { name: 'election-timeout-ms', env: 'REPLOG_ELECTION_TIMEOUT_MS', help: 'minimum election timeout in milliseconds; the actual one is drawn from [T, 2T)', default: '1000' },
+  { name: 'heartbeat-interval-ms', env: 'REPLOG_HEARTBEAT_INTERVAL_MS', help: 'leader heartbeat interval in milliseconds', default: '100' },
+  { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'longest wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
+  { name: 'pending-appends-max', env: 'REPLOG_PENDING_APPENDS_MAX', help: 'appends in progress on this member before RESOURCE_EXHAUSTED', default: '50000' },
+  { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace', default: 'info' },
+];
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Parses `replog node` flags, falling back to REPLOG_* variables; throws UsageError. */
+export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEnv): MemberConfig {
+  const options = Object.fromEntries(memberFlags.map((f) => [f.name, { type: 'string' as const }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const get = (name: string): string | undefined => {
+    const spec = memberFlags.find((f) => f.name === name);
+    const value = values[name] ?? (spec ? env[spec.env] : undefined) ?? spec?.default;
+    return typeof value === 'string' ? value : undefined;
+  };
+  const required = (name: string): string => {
+    const value = get(name);
+    if (value === undefined || value === '') {
+      const spec = memberFlags.find((f) => f.name === name);
+      throw new UsageError(`missing --${name} (or ${spec?.env ?? ''}): ${spec?.help ?? ''}`);
+    }
+    return value;
+  };
+  return buildConfig(get, required);
+}
+
+function buildConfig(
+  get: (name: string) => string | undefined,
+  required: (name: string) => string,
+): MemberConfig {
+  const id = required('id');
+  if (!memberIdPattern.test(id)) {
+    throw new UsageError(`invalid --id ${JSON.stringify(id)}: expected [a-z0-9-]{1,32}`);
+  }
+  const grpcAddress = parseAddress('grpc', required('grpc'));
+  const raftAddress = parseAddress('raft', get('raft') ?? grpcAddress);
+  const peers = parsePeers(required('peers'));
+  if (!peers.some((p) => p.id === id)) {
+    throw new UsageError(`invalid --peers: it must list this member's own id ${JSON.stringify(id)}`);
+  }
+  const config: MemberConfig = {
+    id,
+    dataDir: required('data'),
+    grpcAddress,
+    raftAddress,
+    httpAddress: parseAddress('http', required('http')),
+    peers,
+    snapshotThreshold: parseInteger('snapshot-threshold', required('snapshot-threshold'), 1, 1e9),
+    snapshotKeepEntries: parseInteger('snapshot-keep-entries', required('snapshot-keep-entries'), 0, 1e9),
+    tickMs: parseInteger('tick-ms', required('tick-ms'), 1, 1000),
+    electionTimeoutMs: parseInteger('election-timeout-ms', required('election-timeout-ms'), 10, 600_000),
+    heartbeatIntervalMs: parseInteger('heartbeat-interval-ms', required('heartbeat-interval-ms'), 1, 60_000),
+    appendTimeoutMs: parseInteger('append-timeout-ms', required('append-timeout-ms'), 10, 3_600_000),
+    pendingAppendsMax: parseInteger('pending-appends-max', required('pending-appends-max'), 1, 10_000_000),
+    logLevel: required('log-level'),
+  };
+  validateTiming(config);
+  if (!logLevels.includes(config.logLevel)) {
+    throw new UsageError(`invalid --log-level ${JSON.stringify(config.logLevel)}: expected one of ${logLevels.join(', ')}`);
+  }
+  return config;
+}
+
+function validateTiming(config: MemberConfig): void {
+  if (config.heartbeatIntervalMs < config.tickMs) {
+    throw new UsageError(`invalid --heartbeat-interval-ms ${config.heartbeatIntervalMs}: must be at least --tick-ms (${config.tickMs})`);
+  }
+  if (config.electionTimeoutMs < 3 * config.heartbeatIntervalMs) {
+    throw new UsageError(
+      `invalid --election-timeout-ms ${config.electionTimeoutMs}: must be at least 3 x --heartbeat-interval-ms (${3 * config.heartbeatIntervalMs}), or followers start elections between heartbeats`,
+    );
+  }
+}
+
+/** Validates HOST:PORT (host may be an IPv6 literal in brackets); returns it unchanged. */
+export function parseAddress(flag: string, value: string): string {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new UsageError(`invalid --${flag} ${JSON.stringify(value)}: expected HOST:PORT with a port from 0 to 65535`);
+  }
+  return value;
+}
+
+export function parsePeers(value: string): PeerAddress[] {
+  const peers: PeerAddress[] = [];
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    const id = part.slice(0, eq);
+    if (eq <= 0 || !memberIdPattern.test(id)) {
+      throw new UsageError(`invalid --peers entry ${JSON.stringify(part)}: expected ID=HOST:PORT with ID matching [a-z0-9-]{1,32}`);
+    }
+    if (peers.some((p) => p.id === id)) {
+      throw new UsageError(`invalid --peers: id ${JSON.stringify(id)} is listed twice`);
+    }
+    peers.push({ id, address: parseAddress('peers', part.slice(eq + 1)) });
+  }
+  return peers;
+}
+
+export function parseInteger(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`invalid --${flag} ${JSON.stringify(value)}: expected an integer from ${min} to ${max}`);
+  }
+  return n;
+}

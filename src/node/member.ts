@@ -1,0 +1,489 @@
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import type { Logger } from 'pino';
+import { Raft } from '../consensus/raft';
+import { EntryType } from '../consensus/types';
+import type { Entry, Message, Ready, RestoredState, Role, SnapshotMeta, SoftState } from '../consensus/types';
+import { errors, ReplogError, toReplogError } from '../grpc/errors';
+import { encodeMessage, valuesetBytesMax } from '../storage/codec';
+import { MessageStore } from '../storage/message-store';
+import { SqliteRaftLog } from '../storage/raft-log';
+import type { StoredMessage } from '../storage/types';
+import type { MemberConfig } from './config';
+import { MemberMetrics } from './metrics';
+import { seededRandom } from './random';
+import { CatchUpReporter } from './catch-up-reporter';
+import { AppliedIndexWaiters, ProposalWaiters, type AppendResult } from './waiters';
+
+/** The I/O a member needs from its peer transport. */
+export interface MemberTransport {
+  send(messages: readonly Message[]): void;
+  sendSnapshot(to: string, term: number): void;
+  forward(leaderId: string, valueset: string): Promise<AppendResult>;
+}
+
+/** Upper bounds of one AppendEntries message; see RaftConfig. */
+const appendEntriesMax = 4096;
+const appendBytesMax = 4 * 1024 * 1024;
+/** Pipelined AppendEntries per follower; more only add queueing delay. */
+const inflightAppendsMax = 16;
+/** How long an append waits for a leader to be elected before UNAVAILABLE. */
+const leaderWaitMs = 3000;
+const expireSweepMs = 200;
+
+interface QueuedProposal {
+  readonly valueset: string;
+  readonly data: Uint8Array;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (err: ReplogError) => void;
+}
+
+/**
+ * The driver of one member: it owns the Raft core, the Raft log and the message
+ * store, and performs each Ready in order: install snapshot, persist and fsync,
+ * send, apply, advance. Everything runs on the event loop; SQLite calls are
+ * synchronous, so one Ready is never interleaved with another.
+ */
+export class Member extends EventEmitter {
+  readonly metrics = new MemberMetrics();
+  private readonly raft: Raft;
+  private readonly raftLog: SqliteRaftLog;
+  private store: MessageStore;
+  private transport: MemberTransport | null = null;
+  private readonly proposals = new ProposalWaiters();
+  private readonly appliedWaiters = new AppliedIndexWaiters();
+  private readonly inflightByValueset = new Map<string, Promise<AppendResult>>();
+  private proposalQueue: QueuedProposal[] = [];
+  private softState: SoftState;
+  private appliedIndex: number;
+  private snapshotIndex: number;
+  private snapshotInProgress = false;
+  private stagedSnapshot: { meta: SnapshotMeta; path: string } | null = null;
+  private driveScheduled = false;
+  private stopped = false;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly catchUp: CatchUpReporter;
+
+  constructor(
+    readonly config: MemberConfig,
+    readonly log: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    this.raftLog = SqliteRaftLog.open(config.dataDir, log);
+    this.store = MessageStore.open(config.dataDir, log);
+    const restored = this.restore();
+    this.appliedIndex = restored.appliedIndex;
+    this.snapshotIndex = restored.snapshot.index;
+    this.raft = new Raft(
+      {
+        id: config.id,
+        peers: config.peers.map((p) => p.id),
+        electionTimeoutTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.tickMs)),
+        heartbeatIntervalTicks: Math.max(1, Math.round(config.heartbeatIntervalMs / config.tickMs)),
+        preVote: true,
+        checkQuorum: true,
+        appendEntriesMax,
+        appendBytesMax,
+        inflightAppendsMax,
+        random: seededRandom(),
+        logger: log,
+      },
+      restored,
+    );
+    this.softState = { role: 'follower', leaderId: null, term: restored.hardState.term };
+    this.catchUp = new CatchUpReporter(log, restored, this.store.summary().messageCount);
+    this.updateGauges();
+  }
+
+  /** Loads the Raft log and state; logs what will be replayed. */
+  private restore(): RestoredState {
+    const loaded = this.raftLog.load();
+    const summary = this.store.summary();
+    const lastIndex = loaded.logStart.index + loaded.entries.length;
+    this.log.info(
+      {
+        term: loaded.hardState.term,
+        commitIndex: loaded.hardState.commit,
+        appliedIndex: summary.appliedIndex,
+        lastLogIndex: lastIndex,
+        snapshotIndex: loaded.snapshot.index,
+        messageCount: summary.messageCount,
+      },
+      'restored state from disk',
+    );
+    if (summary.appliedIndex < loaded.logStart.index) {
+      // TODO: rebuild from a local snapshot or ask the leader for one; until
+      // then a member whose state database lost more than the log keeps is
+      // stopped here rather than applying a log with a hole in it.
+      throw new Error(
+        `state database in ${this.config.dataDir} is at index ${summary.appliedIndex}, below the log start ${loaded.logStart.index}; restore it from a snapshot`,
+      );
+    }
+    return { ...loaded, appliedIndex: summary.appliedIndex };
+  }
+
+  start(transport: MemberTransport): void {
+    this.transport = transport;
+    this.tickTimer = setInterval(() => {
+      this.raft.tick();
+      this.drive();
+    }, this.config.tickMs);
+    this.sweepTimer = setInterval(() => this.expireProposals(), expireSweepMs);
+    this.scheduleDrive();
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get role(): Role {
+    return this.softState.role;
+  }
+
+  get leaderId(): string | null {
+    return this.softState.leaderId;
+  }
+
+  get pendingAppends(): number {
+    return this.inflightByValueset.size;
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  /** Steps messages received from peers and schedules one Ready for all of them. */
+  receive(messages: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const message of messages) {
+      if (message.to !== this.config.id) continue;
+      this.catchUp.observe(message);
+      this.raft.step(message);
+    }
+    this.scheduleDrive();
+  }
+
+  /** A verified snapshot file arrived from the leader; hand its metadata to the core. */
+  receiveSnapshot(from: string, term: number, meta: SnapshotMeta, filePath: string): void {
+    if (this.stopped) return;
+    this.stagedSnapshot = { meta, path: filePath };
+    this.raft.step({ type: 'snapshot', from, to: this.config.id, term, snapshot: meta });
+    this.drive();
+  }
+
+  /**
+   * Appends one valueset and resolves once it is committed and applied here.
+   * `forwarded` marks appends a follower sent us, which are never forwarded again.
+   */
+  append(valueset: string, forwarded = false): Promise<AppendResult> {
+    const invalid = validateValueset(valueset);
+    if (invalid) return Promise.reject(invalid);
+    if (this.stopped) return Promise.reject(errors.shuttingDown());
+    const storedIndex = this.store.lookup(valueset);
+    if (storedIndex !== undefined) {
+      this.metrics.duplicates.inc();
+      return Promise.resolve({ index: storedIndex, duplicate: true });
+    }
+    const inflight = this.inflightByValueset.get(valueset);
+    if (inflight) {
+      return inflight.then((r) => ({ index: r.index, duplicate: true }));
+    }
+    if (this.inflightByValueset.size >= this.config.pendingAppendsMax) {
+      this.metrics.proposalsFailed.inc({ code: 'RESOURCE_EXHAUSTED' });
+      return Promise.reject(errors.overloaded(this.inflightByValueset.size, this.config.pendingAppendsMax));
+    }
+    const promise = this.route(valueset, forwarded);
+    this.inflightByValueset.set(valueset, promise);
+    const forget = (): void => {
+      this.inflightByValueset.delete(valueset);
+    };
+    promise.then(forget, (err: unknown) => {
+      forget();
+      this.metrics.proposalsFailed.inc({ code: codeName(toReplogError(err).code) });
+    });
+    return promise;
+  }
+
+  private async route(valueset: string, forwarded: boolean): Promise<AppendResult> {
+    if (this.softState.role === 'leader') return this.enqueueProposal(valueset);
+    if (forwarded) throw errors.leaderLost();
+    const leaderId = this.softState.leaderId ?? (await this.waitForLeader(leaderWaitMs));
+    if (leaderId === this.config.id) return this.enqueueProposal(valueset);
+    const result = await this.transport!.forward(leaderId, valueset);
+    await this.appliedWaiters.wait(result.index, this.appliedIndex);
+    return result;
+  }
+
+  private waitForLeader(timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const onChange = (state: SoftState): void => {
+        if (state.leaderId === null) return;
+        clearTimeout(timer);
+        this.off('softState', onChange);
+        resolve(state.leaderId);
+      };
+      const timer = setTimeout(() => {
+        this.off('softState', onChange);
+        reject(errors.noLeader());
+      }, timeoutMs);
+      this.on('softState', onChange);
+    });
+  }
+
+  private enqueueProposal(valueset: string): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      const data = encodeMessage({ valueset, receivedAtMs: Date.now() });
+      this.proposalQueue.push({ valueset, data, resolve, reject });
+      this.scheduleDrive();
+    });
+  }
+
+  /** Proposes every queued append as one batch, so they share one fsync. */
+  private flushProposals(): void {
+    if (this.proposalQueue.length === 0) return;
+    const batch = this.proposalQueue;
+    this.proposalQueue = [];
+    const result = this.raft.propose(batch.map((p) => p.data));
+    if (!result.ok) {
+      for (const p of batch) p.reject(errors.leaderLost());
+      return;
+    }
+    const startedMs = performance.now();
+    batch.forEach((p, i) => {
+      this.proposals.add(result.firstIndex + i, { term: result.term, startedMs, resolve: p.resolve, reject: p.reject });
+    });
+  }
+
+  private scheduleDrive(): void {
+    if (this.driveScheduled) return;
+    this.driveScheduled = true;
+    setImmediate(() => {
+      this.driveScheduled = false;
+      this.drive();
+    });
+  }
+
+  /** Performs every pending Ready of the core. */
+  private drive(): void {
+    if (this.stopped) return;
+    this.flushProposals();
+    while (this.raft.hasReady()) {
+      const ready = this.raft.ready();
+      this.handleReady(ready);
+      this.raft.advance(ready);
+    }
+    this.maybeSnapshot();
+    this.updateGauges();
+  }
+
+  private handleReady(ready: Ready): void {
+    if (ready.snapshot) this.installSnapshot(ready.snapshot);
+    if (ready.entries.length > 0 || ready.hardState) {
+      const end = this.metrics.persistSeconds.startTimer();
+      this.raftLog.persist(ready.entries, ready.hardState);
+      end();
+      this.catchUp.persisted(ready.entries);
+    }
+    this.sendMessages(ready.messages);
+    if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
+    if (ready.softState.role !== this.softState.role || ready.softState.leaderId !== this.softState.leaderId) {
+      this.onSoftState(ready.softState);
+    }
+    this.softState = ready.softState;
+  }
+
+  private sendMessages(messages: readonly Message[]): void {
+    if (messages.length === 0 || !this.transport) return;
+    const regular: Message[] = [];
+    for (const message of messages) {
+      if (message.type === 'snapshot') this.transport.sendSnapshot(message.to, message.term);
+      else regular.push(message);
+    }
+    this.transport.send(regular);
+  }
+
+  private onSoftState(next: SoftState): void {
+    if (next.leaderId !== this.softState.leaderId && next.leaderId !== null) {
+      this.metrics.leaderChanges.inc();
+    }
+    this.log.info({ role: next.role, term: next.term, leaderId: next.leaderId }, 'role or leader changed');
+    this.softState = next;
+    this.emit('softState', next);
+  }
+
+  private apply(entries: readonly Entry[]): void {
+    const end = this.metrics.applySeconds.startTimer();
+    const outcomes = this.store.apply(entries);
+    end();
+    let next = 0;
+    const now = performance.now();
+    for (const entry of entries) {
+      let outcome;
+      if (entry.type === EntryType.Normal && outcomes[next]?.index === entry.index) outcome = outcomes[next++];
+      const startedMs = this.proposals.settle(entry.index, entry.term, outcome);
+      if (startedMs !== undefined) {
+        this.metrics.proposalsCommitted.inc();
+        this.metrics.appendSeconds.observe((now - startedMs) / 1000);
+      }
+    }
+    const last = entries[entries.length - 1]!;
+    this.appliedIndex = Math.max(this.appliedIndex, last.index);
+    this.catchUp.applied(this.appliedIndex, entries.length);
+    this.appliedWaiters.notify(this.appliedIndex);
+    this.emit('applied', this.appliedIndex);
+  }
+
+  private installSnapshot(meta: SnapshotMeta): void {
+    const staged = this.stagedSnapshot;
+    if (!staged || staged.meta.index !== meta.index || staged.meta.term !== meta.term) {
+      throw new Error(`core installed snapshot ${meta.index}/${meta.term} but none is staged for it`);
+    }
+    this.stagedSnapshot = null;
+    this.store.restoreFrom(staged.path);
+    this.raftLog.installSnapshot(meta);
+    this.proposals.rejectThrough(meta.index, errors.leaderLost());
+    this.appliedIndex = meta.index;
+    this.snapshotIndex = meta.index;
+    this.metrics.snapshotsReceived.inc({ result: 'installed' });
+    this.log.info({ snapshotIndex: meta.index, snapshotTerm: meta.term, ...this.store.summary() }, 'installed snapshot from leader');
+    this.appliedWaiters.notify(this.appliedIndex);
+    this.emit('applied', this.appliedIndex);
+  }
+
+  /** Starts a snapshot once enough entries were applied since the last one. */
+  private maybeSnapshot(): void {
+    if (this.snapshotInProgress) return;
+    if (this.appliedIndex - this.snapshotIndex < this.config.snapshotThreshold) return;
+    this.snapshotInProgress = true;
+    const end = this.metrics.snapshotSeconds.startTimer();
+    this.store
+      .saveSnapshot()
+      .then((snapshot) => {
+        if (this.stopped) return;
+        const compacted = this.raft.compact(snapshot.meta.index, this.config.snapshotKeepEntries);
+        this.raftLog.compact(compacted.snapshot, compacted.logStart);
+        this.snapshotIndex = compacted.snapshot.index;
+        this.metrics.snapshotsTaken.inc();
+        this.metrics.snapshotBytes.set(snapshot.bytes);
+        this.log.info(
+          { snapshotIndex: compacted.snapshot.index, logStartIndex: compacted.logStart.index, bytes: snapshot.bytes, ms: Math.round(end() * 1000) },
+          'took snapshot and compacted the log',
+        );
+      })
+      .catch((err: unknown) => this.log.error({ err }, 'snapshot failed'))
+      .finally(() => {
+        this.snapshotInProgress = false;
+      });
+  }
+
+  private expireProposals(): void {
+    const olderThan = performance.now() - this.config.appendTimeoutMs;
+    const count = this.proposals.expire(olderThan, errors.commitTimeout(this.config.appendTimeoutMs));
+    if (count > 0) this.log.warn({ count, timeoutMs: this.config.appendTimeoutMs }, 'appends timed out before commit');
+  }
+
+  private updateGauges(): void {
+    const s = this.raft.status();
+    const m = this.metrics;
+    for (const role of ['leader', 'follower', 'candidate', 'precandidate'] as const) {
+      m.role.set({ role }, s.role === role ? 1 : 0);
+    }
+    m.term.set(s.term);
+    m.commitIndex.set(s.commitIndex);
+    m.appliedIndex.set(this.appliedIndex);
+    m.lastLogIndex.set(s.lastLogIndex);
+    m.snapshotIndex.set(this.snapshotIndex);
+    m.pendingAppends.set(this.inflightByValueset.size);
+  }
+
+  /** The /status document of the contract. */
+  status(): MemberStatus {
+    const core = this.raft.status();
+    const summary = this.store.summary();
+    this.metrics.messageCount.set(summary.messageCount);
+    return {
+      id: this.config.id,
+      role: core.role,
+      term: core.term,
+      leaderId: core.leaderId,
+      commitIndex: core.commitIndex,
+      appliedIndex: this.appliedIndex,
+      lastLogIndex: core.lastLogIndex,
+      snapshotIndex: this.snapshotIndex,
+      messageCount: summary.messageCount,
+      digest: summary.digest,
+      peers: core.peers.map((p) => ({
+        id: p.id,
+        matchIndex: p.matchIndex,
+        nextIndex: p.nextIndex,
+        lastContactMs: p.ticksSinceContact * this.config.tickMs,
+      })),
+    };
+  }
+
+  /** Ready means: a leader is known and everything known committed is applied. */
+  readiness(): { ready: boolean; reason: string } {
+    const core = this.raft.status();
+    if (core.leaderId === null) return { ready: false, reason: 'no leader known' };
+    if (this.appliedIndex < core.commitIndex) {
+      return { ready: false, reason: `applied index ${this.appliedIndex} is behind commit index ${core.commitIndex}` };
+    }
+    return { ready: true, reason: 'ok' };
+  }
+
+  read(fromIndex: number, limit: number): StoredMessage[] {
+    return this.store.read(fromIndex, limit);
+  }
+
+  /** The folder whose snapshots/ holds the local snapshot files. */
+  latestSnapshotDir(): string {
+    return this.config.dataDir;
+  }
+
+  /** Stops ticking, fails what is in flight, and closes the databases. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const err = errors.shuttingDown();
+    for (const p of this.proposalQueue) p.reject(err);
+    this.proposalQueue = [];
+    this.proposals.rejectAll(err);
+    this.appliedWaiters.rejectAll(err);
+    this.store.close();
+    this.raftLog.close();
+    this.emit('stopped');
+    this.log.info({ appliedIndex: this.appliedIndex }, 'member stopped');
+  }
+}
+
+export interface MemberStatus {
+  readonly id: string;
+  readonly role: Role;
+  readonly term: number;
+  readonly leaderId: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastLogIndex: number;
+  readonly snapshotIndex: number;
+  readonly messageCount: number;
+  readonly digest: string;
+  readonly peers: readonly { id: string; matchIndex: number; nextIndex: number; lastContactMs: number }[];
+}
+
+/** Returns the INVALID_ARGUMENT error for a valueset outside 1..valuesetBytesMax bytes, or null. */
+export function validateValueset(valueset: string): ReplogError | null {
+  if (valueset.length === 0) return errors.valuesetEmpty();
+  if (valueset.length * 3 <= valuesetBytesMax) return null;
+  const bytes = Buffer.byteLength(valueset, 'utf8');
+  return bytes > valuesetBytesMax ? errors.valuesetTooLong(bytes, valuesetBytesMax) : null;
+}
+
+function codeName(code: number): string {
+  const names: Record<number, string> = { 3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 8: 'RESOURCE_EXHAUSTED', 13: 'INTERNAL', 14: 'UNAVAILABLE' };
+  return names[code] ?? String(code);
+}

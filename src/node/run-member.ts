@@ -1,0 +1,94 @@
+import * as grpc from '@grpc/grpc-js';
+import pino, { type Logger } from 'pino';
+import { loadReplogPackage } from '../client/proto';
+import { ingestServiceHandlers } from '../grpc/ingest-service';
+import { peerChannelOptions } from '../grpc/peer-link';
+import { peerServiceHandlers } from '../grpc/peer-service';
+import { PeerTransport } from '../grpc/peer-transport';
+import { buildHttpServer, splitHostPort } from '../http/server';
+import type { MemberConfig } from './config';
+import { Member } from './member';
+
+export interface RunningMember {
+  readonly member: Member;
+  readonly log: Logger;
+  /** Stops serving, fails what is in flight, and closes the databases. */
+  stop(): Promise<void>;
+}
+
+/** How long a shutdown waits for appends in flight before failing them. */
+const shutdownGraceMs = 3000;
+
+/** Starts one member: storage, core, gRPC servers and the HTTP endpoints. */
+export async function runMember(config: MemberConfig, log?: Logger): Promise<RunningMember> {
+  const logger = log ?? pino({ level: config.logLevel, base: { memberId: config.id } });
+  const member = new Member(config, logger);
+  const transport = new PeerTransport(config.id, config.peers, logger);
+  transport.attach(member);
+
+  const replog = loadReplogPackage();
+  const ingest = (replog['Ingest'] as grpc.ServiceClientConstructor).service;
+  const peer = (replog['Peer'] as grpc.ServiceClientConstructor).service;
+  const servers: grpc.Server[] = [];
+  const grpcServer = new grpc.Server(peerChannelOptions);
+  grpcServer.addService(ingest, ingestServiceHandlers(member, logger));
+  servers.push(grpcServer);
+  let raftServer = grpcServer;
+  if (config.raftAddress !== config.grpcAddress) {
+    raftServer = new grpc.Server(peerChannelOptions);
+    servers.push(raftServer);
+  }
+  raftServer.addService(peer, peerServiceHandlers(member, logger));
+
+  const http = buildHttpServer(member, logger);
+  try {
+    await bindGrpc(grpcServer, config.grpcAddress);
+    if (raftServer !== grpcServer) await bindGrpc(raftServer, config.raftAddress);
+    const { host, port } = splitHostPort(config.httpAddress);
+    await http.listen({ host, port });
+  } catch (err) {
+    member.stop();
+    for (const server of servers) server.forceShutdown();
+    await http.close();
+    throw err;
+  }
+  member.start(transport);
+  logger.info(
+    { grpc: config.grpcAddress, raft: config.raftAddress, http: config.httpAddress, peers: config.peers },
+    'member started',
+  );
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info({ pendingAppends: member.pendingAppends }, 'shutting down');
+      // Refuse new calls, let appends in flight finish for a grace period,
+      // then cancel the rest; peers' long-lived streams never end by themselves.
+      for (const server of servers) server.tryShutdown(() => undefined);
+      await drainAppends(member, shutdownGraceMs);
+      for (const server of servers) server.forceShutdown();
+      member.stop();
+      transport.close();
+      await http.close();
+    })();
+    return stopping;
+  };
+  return { member, log: logger, stop };
+}
+
+function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(new Error(`cannot listen on ${address}: ${err.message}`));
+      else resolve(port);
+    });
+  });
+}
+
+/** Resolves once the member has no append in progress, or after `timeoutMs`. */
+async function drainAppends(member: Member, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (member.pendingAppends > 0 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

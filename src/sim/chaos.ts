@@ -1,0 +1,119 @@
+import type { NodeId } from '../consensus/types';
+import type { Cluster } from './cluster';
+import { CRASH_POINTS } from './driver';
+import type { Rng } from './rng';
+
+/** How often each fault and input happens, per tick of a random run. */
+export interface ChaosRates {
+  readonly proposalRate: number;
+  readonly partitionRate: number;
+  readonly healRate: number;
+  readonly crashRate: number;
+  readonly compactRate: number;
+  /** Longest a crashed member stays down, in ticks. */
+  readonly downTicksMax: number;
+}
+
+/**
+ * Uncommitted entries a leader may have before clients hold back, as a real
+ * member bounds its proposal queue. Without it a slow configuration (one entry
+ * per append, one append in flight, heavy loss) builds a backlog that no
+ * fixed liveness bound covers.
+ */
+const UNCOMMITTED_ENTRIES_MAX = 64;
+
+/** Every partition shape a random run uses, besides healing. */
+const PARTITION_KINDS = ['halves', 'isolateLeader', 'bridge'] as const;
+
+/**
+ * The fault and client schedule of a random run. Each tick it may propose,
+ * partition or heal the network, crash or restart members and compact logs;
+ * every choice comes from the cluster's generator.
+ */
+export class ChaosSchedule {
+  /** Tick at which each crashed member restarts. */
+  private readonly restartAt = new Map<NodeId, number>();
+  private tick = 0;
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly rates: ChaosRates,
+  ) {}
+
+  private get rng(): Rng {
+    return this.cluster.rng;
+  }
+
+  /** Makes this tick's decisions; the caller then runs the cluster for one tick. */
+  step(): void {
+    this.tick += 1;
+    this.restartDue();
+    if (this.rng.chance(this.rates.proposalRate)) this.propose();
+    if (this.rng.chance(this.rates.partitionRate)) this.partition();
+    if (!this.cluster.network.isHealed() && this.rng.chance(this.rates.healRate)) this.heal();
+    if (this.rng.chance(this.rates.crashRate)) this.crash();
+    if (this.rng.chance(this.rates.compactRate)) this.compact();
+  }
+
+  /** Proposes one to three new values, mostly at a leader. */
+  propose(): void {
+    const up = this.cluster.upMembers();
+    if (up.length === 0) return;
+    const leader = this.cluster.leader();
+    const target = leader !== undefined && this.rng.chance(0.8) ? leader : this.rng.pick(up);
+    const status = target.core?.status();
+    if (status === undefined || status.lastLogIndex - status.commitIndex > UNCOMMITTED_ENTRIES_MAX) return;
+    const values = Array.from({ length: this.rng.int(1, 3) }, () => this.cluster.ledger.nextValue());
+    this.cluster.propose(target.id, values);
+  }
+
+  private partition(): void {
+    const ids = this.cluster.members.map((member) => member.id);
+    const kind = this.rng.pick(PARTITION_KINDS);
+    if (kind === 'isolateLeader') {
+      const leader = this.cluster.leader();
+      this.cluster.network.isolate(leader?.id ?? this.rng.pick(ids));
+    } else if (kind === 'bridge') {
+      const [bridge, ...others] = this.rng.shuffle(ids) as [NodeId, ...NodeId[]];
+      const cut = this.rng.int(1, others.length - 1);
+      this.cluster.network.bridge(bridge, others.slice(0, cut), others.slice(cut));
+    } else {
+      const shuffled = this.rng.shuffle(ids);
+      const cut = this.rng.int(1, shuffled.length - 1);
+      this.cluster.network.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+    }
+    this.cluster.log(`partition ${kind} ${this.cluster.network.describe()}`);
+  }
+
+  private heal(): void {
+    this.cluster.network.heal();
+    this.cluster.log('network healed');
+  }
+
+  private crash(): void {
+    const up = this.cluster.upMembers();
+    if (up.length === 0) return;
+    const victim = this.rng.pick(up);
+    this.cluster.crash(victim.id, this.rng.pick(CRASH_POINTS));
+    this.restartAt.set(victim.id, this.tick + this.rng.int(1, this.rates.downTicksMax));
+  }
+
+  private restartDue(): void {
+    for (const [id, tick] of [...this.restartAt]) {
+      if (tick > this.tick) continue;
+      this.restartAt.delete(id);
+      this.cluster.restart(id);
+    }
+  }
+
+  /** Compacts a random member's log at a random applied index, keeping a few entries. */
+  private compact(): void {
+    const up = this.cluster.upMembers();
+    if (up.length === 0) return;
+    const member = this.rng.pick(up);
+    const status = member.core?.status();
+    if (status === undefined || status.appliedIndex <= status.snapshotIndex) return;
+    const index = this.rng.int(status.snapshotIndex + 1, status.appliedIndex);
+    this.cluster.compact(member.id, index, this.rng.int(0, 3));
+  }
+}

@@ -1,0 +1,258 @@
+import type { Entry, HardState, NodeId, SnapshotMeta } from '../consensus/types';
+import type { Member } from './member';
+import { InvariantViolation } from './violation';
+
+/** One entry known to be committed, and the term in which that was first seen. */
+interface CommittedRecord {
+  readonly term: number;
+  readonly key: string;
+  /** A member's term when it first stored a commit index covering the entry. */
+  readonly observedTerm: number;
+}
+
+/** What the checker remembers of one incarnation of a member, from status(). */
+interface VolatileView {
+  incarnation: number;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  /** The term in which this incarnation was last seen as leader, or 0. */
+  leaderTerm: number;
+}
+
+/** Returns a string that two entries share only when term, type and data match. */
+export function entryKey(entry: Entry): string {
+  return `${entry.term}|${entry.type}|${Buffer.from(entry.data).toString('latin1')}`;
+}
+
+/**
+ * Checks the safety properties of Raft over a whole simulated cluster: election
+ * safety, log matching, leader completeness, state machine safety, committed
+ * entries never lost or reordered, and commit and applied indexes that never
+ * go back. Every method throws an InvariantViolation on the first break.
+ */
+export class InvariantChecker {
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** Committed entries by index: position i - 1 is index i. */
+  private readonly committed: CommittedRecord[] = [];
+  /** `index/term` of every entry any member persisted, with the term before it. */
+  private readonly persistedEntries = new Map<string, { readonly previousTerm: number; readonly key: string }>();
+  private readonly volatileViews = new Map<NodeId, VolatileView>();
+  /** Durable commit index of each member already compared with `committed`. */
+  private readonly checkedCommits = new Map<NodeId, number>();
+
+  constructor(private readonly members: readonly Member[]) {}
+
+  /** Returns the number of entries known to be committed. */
+  committedCount(): number {
+    return this.committed.length;
+  }
+
+  committedKeyAt(index: number): string | undefined {
+    return this.committed[index - 1]?.key;
+  }
+
+  majority(): number {
+    return Math.floor(this.members.length / 2) + 1;
+  }
+
+  /** Checks every member that is up, through status() and termAt(). */
+  checkStep(): void {
+    for (const member of this.members) {
+      if (member.core !== null) this.checkMember(member);
+    }
+  }
+
+  /** Checks a batch the simulator just persisted; `before` is the hard state before it. */
+  checkPersisted(member: Member, entries: readonly Entry[], before: HardState): void {
+    if (entries.length > 0) {
+      this.checkNoCommittedTruncation(member, entries, before.commit);
+      this.checkLogMatching(member, entries);
+    }
+    this.recordDurableCommit(member);
+  }
+
+  /** Checks one entry before it joins the member's state machine. */
+  checkApply(member: Member, entry: Entry): void {
+    const expected = member.applied.length + 1;
+    if (entry.index !== expected) {
+      this.fail('state machine safety', `${member.id} applied index ${entry.index}, expected ${expected}`);
+    }
+    const durableCommit = Math.max(member.store.currentHardState().commit, member.store.currentSnapshot().index);
+    if (entry.index > durableCommit) {
+      this.fail('state machine safety', `${member.id} applied ${entry.index} above its stored commit ${durableCommit}`);
+    }
+    this.matchCommitted(member, entry, member.store.currentHardState().term);
+  }
+
+  /** Checks a snapshot's data before it replaces the member's state machine. */
+  checkSnapshotInstall(member: Member, meta: SnapshotMeta, data: readonly Entry[]): void {
+    if (data.length !== meta.index || data[data.length - 1]?.term !== (meta.index === 0 ? undefined : meta.term)) {
+      this.fail('snapshot', `${member.id} got data of ${data.length} entries for snapshot ${meta.index}/${meta.term}`);
+    }
+    if (meta.index < member.applied.length) {
+      this.fail('applied index monotonic', `${member.id} installed snapshot ${meta.index} below applied ${member.applied.length}`);
+    }
+    for (let index = member.applied.length + 1; index <= meta.index; index += 1) {
+      this.matchCommitted(member, data[index - 1] as Entry, member.store.currentHardState().term);
+    }
+  }
+
+  /** Checks a restarted member's first status against what survived on its disk. */
+  checkRestart(member: Member): void {
+    this.volatileViews.delete(member.id);
+    this.checkMember(member);
+  }
+
+  private checkMember(member: Member): void {
+    const core = member.core;
+    if (core === null) return;
+    const status = core.status();
+    const view = this.viewOf(member, status.term);
+    if (status.term < view.term) this.fail('term monotonic', `${member.id} term ${status.term} after ${view.term}`);
+    if (status.commitIndex < view.commitIndex) {
+      this.fail('commit index monotonic', `${member.id} commit ${status.commitIndex} after ${view.commitIndex}`);
+    }
+    if (status.appliedIndex < view.appliedIndex) {
+      this.fail('applied index monotonic', `${member.id} applied ${status.appliedIndex} after ${view.appliedIndex}`);
+    }
+    if (status.appliedIndex > status.commitIndex) {
+      this.fail('applied index', `${member.id} applied ${status.appliedIndex} above commit ${status.commitIndex}`);
+    }
+    this.checkCommitTerms(member, view.commitIndex, status.commitIndex, status.snapshotIndex);
+    if (status.role === 'leader') this.checkLeader(member, status.term, view);
+    view.term = status.term;
+    view.commitIndex = status.commitIndex;
+    view.appliedIndex = status.appliedIndex;
+  }
+
+  private viewOf(member: Member, term: number): VolatileView {
+    const existing = this.volatileViews.get(member.id);
+    if (existing !== undefined && existing.incarnation === member.incarnation) return existing;
+    const view: VolatileView = { incarnation: member.incarnation, term, commitIndex: 0, appliedIndex: 0, leaderTerm: 0 };
+    this.volatileViews.set(member.id, view);
+    return view;
+  }
+
+  /** Election safety, then leader completeness when the member just took office. */
+  private checkLeader(member: Member, term: number, view: VolatileView): void {
+    const holder = this.leaderOfTerm.get(term);
+    if (holder !== undefined && holder !== member.id) {
+      this.fail('election safety', `${holder} and ${member.id} are both leaders of term ${term}`);
+    }
+    this.leaderOfTerm.set(term, member.id);
+    if (view.leaderTerm === term) return;
+    view.leaderTerm = term;
+    for (let index = 1; index <= this.committed.length; index += 1) {
+      const record = this.committed[index - 1] as CommittedRecord;
+      if (record.observedTerm <= term) this.checkLeaderHas(member, term, index, record);
+    }
+  }
+
+  private checkLeaderHas(leader: Member, leaderTerm: number, index: number, record: CommittedRecord): void {
+    const core = leader.core;
+    if (core === null) return;
+    const term = core.termAt(index);
+    if (term === undefined && index <= core.status().snapshotIndex) return;
+    if (term !== record.term) {
+      this.fail(
+        'leader completeness',
+        `leader ${leader.id} of term ${leaderTerm} has term ${String(term)} at committed index ${index} (term ${record.term}, seen committed in term ${record.observedTerm})`,
+      );
+    }
+  }
+
+  /** Checks that entries newly covered by a member's in-memory commit are the committed ones. */
+  private checkCommitTerms(member: Member, from: number, to: number, snapshotIndex: number): void {
+    const core = member.core;
+    if (core === null) return;
+    const last = Math.min(to, this.committed.length);
+    for (let index = Math.max(from + 1, snapshotIndex + 1); index <= last; index += 1) {
+      const expected = (this.committed[index - 1] as CommittedRecord).term;
+      const term = core.termAt(index);
+      if (term !== expected) {
+        this.fail('committed entries kept', `${member.id} commits term ${String(term)} at ${index}, committed term is ${expected}`);
+      }
+    }
+  }
+
+  private checkNoCommittedTruncation(member: Member, entries: readonly Entry[], commit: number): void {
+    for (const entry of entries) {
+      if (entry.index > commit) return;
+      const stored = member.store.entryAt(entry.index);
+      const committedKey = this.committed[entry.index - 1]?.key;
+      if (committedKey !== undefined && entryKey(entry) !== committedKey) {
+        this.fail('committed entries kept', `${member.id} overwrote committed entry ${entry.index} (stored commit ${commit}, had term ${String(stored?.term)})`);
+      }
+    }
+  }
+
+  /** Log matching: an index and term fix the entry and the term of the entry before it. */
+  private checkLogMatching(member: Member, entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      const previousTerm = member.store.termAt(entry.index - 1);
+      if (previousTerm === undefined) {
+        this.fail('log matching', `${member.id} stored ${entry.index} but has no term at ${entry.index - 1}`);
+      }
+      const id = `${entry.index}/${entry.term}`;
+      const key = entryKey(entry);
+      const seen = this.persistedEntries.get(id);
+      if (seen === undefined) {
+        this.persistedEntries.set(id, { previousTerm, key });
+      } else if (seen.key !== key || seen.previousTerm !== previousTerm) {
+        this.fail('log matching', `${member.id} stored entry ${id} after term ${previousTerm}, another member after term ${seen.previousTerm} or with other data`);
+      }
+    }
+  }
+
+  /** Records entries covered by the member's stored commit index, or compares them. */
+  private recordDurableCommit(member: Member): void {
+    const hardState = member.store.currentHardState();
+    const checked = this.checkedCommits.get(member.id) ?? 0;
+    for (let index = checked + 1; index <= hardState.commit; index += 1) {
+      const entry = member.entryAt(index);
+      if (entry === undefined) {
+        this.fail('commit', `${member.id} stored commit ${hardState.commit} but has no entry ${index} on disk`);
+      }
+      this.matchCommitted(member, entry, hardState.term);
+    }
+    this.checkedCommits.set(member.id, Math.max(checked, hardState.commit));
+  }
+
+  /** Compares an entry with the committed one at its index, or records it as committed. */
+  private matchCommitted(member: Member, entry: Entry, observedTerm: number): void {
+    const known = this.committed[entry.index - 1];
+    if (known !== undefined) {
+      if (known.key !== entryKey(entry)) {
+        this.fail('state machine safety', `${member.id} has term ${entry.term} at committed index ${entry.index}, committed term is ${known.term}`);
+      }
+      return;
+    }
+    if (entry.index !== this.committed.length + 1) {
+      this.fail('commit', `${member.id} committed ${entry.index} before ${this.committed.length + 1}`);
+    }
+    const record: CommittedRecord = { term: entry.term, key: entryKey(entry), observedTerm };
+    this.committed.push(record);
+    this.checkStoredOnMajority(entry);
+    for (const other of this.members) {
+      const status = other.core?.status();
+      if (status?.role === 'leader' && status.term >= observedTerm) this.checkLeaderHas(other, status.term, entry.index, record);
+    }
+  }
+
+  /** A committed entry is on the disk of a majority: in its log or below its snapshot. */
+  private checkStoredOnMajority(entry: Entry): void {
+    let holders = 0;
+    for (const member of this.members) {
+      const inLog = member.store.termAt(entry.index) === entry.term && entry.index > member.store.currentLogStart().index;
+      if (inLog || member.store.currentSnapshot().index >= entry.index) holders += 1;
+    }
+    if (holders < this.majority()) {
+      this.fail('durability', `committed entry ${entry.index}/${entry.term} is on ${holders} disks, a majority is ${this.majority()}`);
+    }
+  }
+
+  private fail(invariant: string, detail: string): never {
+    throw new InvariantViolation(invariant, detail);
+  }
+}

@@ -1,0 +1,81 @@
+import { Raft } from '../consensus/raft';
+import type { Entry, NodeId, RaftConfig, RestoredState, SnapshotMeta } from '../consensus/types';
+import { MemoryLogStore } from './log-store';
+
+/**
+ * One simulated member: the real core while it is up, and the state that
+ * survives its crashes. The state machine is the list of applied entries, so
+ * entry i sits at position i - 1 and the applied index is the list's length.
+ */
+export class Member {
+  readonly store: MemoryLogStore;
+  /** Durable, like the message store of a real member. */
+  applied: Entry[] = [];
+  core: Raft | null = null;
+  /** Starts at 0 and grows with every restart; events of older ones are dropped. */
+  incarnation = 0;
+  /** Time units between two ticks of this member, to skew its clock. */
+  tickPeriodUnits: number;
+  /** Set while a deferred Ready event is scheduled. */
+  readyScheduled = false;
+  /** Snapshot data received with snapshot messages, by `index/term`; lost on crash. */
+  private readonly stagedSnapshots = new Map<string, readonly Entry[]>();
+
+  constructor(
+    readonly id: NodeId,
+    tickPeriodUnits: number,
+  ) {
+    this.store = new MemoryLogStore(id);
+    this.tickPeriodUnits = tickPeriodUnits;
+  }
+
+  get isUp(): boolean {
+    return this.core !== null;
+  }
+
+  /** Builds a fresh core from the durable state, as a restarted process does. */
+  start(config: RaftConfig): Raft {
+    this.incarnation += 1;
+    this.stagedSnapshots.clear();
+    this.readyScheduled = false;
+    this.core = new Raft(config, this.restoredState());
+    return this.core;
+  }
+
+  /** Drops the core and everything volatile; the store and applied list stay. */
+  crash(): void {
+    this.core = null;
+    this.stagedSnapshots.clear();
+    this.readyScheduled = false;
+  }
+
+  restoredState(): RestoredState {
+    const loaded = this.store.load();
+    return {
+      hardState: loaded.hardState,
+      snapshot: loaded.snapshot,
+      logStart: loaded.logStart,
+      entries: loaded.entries,
+      appliedIndex: this.applied.length,
+    };
+  }
+
+  stageSnapshot(meta: SnapshotMeta, data: readonly Entry[]): void {
+    this.stagedSnapshots.set(snapshotKey(meta), data);
+  }
+
+  takeStagedSnapshot(meta: SnapshotMeta): readonly Entry[] | undefined {
+    const data = this.stagedSnapshots.get(snapshotKey(meta));
+    this.stagedSnapshots.delete(snapshotKey(meta));
+    return data;
+  }
+
+  /** Returns the entry at `index` from the log or, when compacted, the state machine. */
+  entryAt(index: number): Entry | undefined {
+    return this.store.entryAt(index) ?? (index <= this.store.currentSnapshot().index ? this.applied[index - 1] : undefined);
+  }
+}
+
+function snapshotKey(meta: SnapshotMeta): string {
+  return `${meta.index}/${meta.term}`;
+}

@@ -1,0 +1,50 @@
+// Encoding of one client message in the data of a Normal log entry:
+// receivedAtMs as a signed 64-bit big-endian integer, then the valueset's UTF-8
+// bytes up to the end of the data. No JSON, so encoding is one copy.
+import type { MessageRecord } from './types';
+
+/**
+ * Maximum size of one valueset in UTF-8 bytes. The public API rejects an empty
+ * valueset or a longer one with INVALID_ARGUMENT, so the limit is part of the
+ * contract, and it bounds the size of every Normal entry to 8 + 65,536 bytes.
+ * The codec itself does not check it: a committed entry is applied whatever it
+ * holds, and the ingest path validates before proposing.
+ */
+export const valuesetBytesMax = 65_536;
+
+/** Size of the receivedAtMs prefix in bytes. */
+const receivedAtBytes = 8;
+
+export function encodeMessage(record: MessageRecord): Uint8Array {
+  if (!Number.isSafeInteger(record.receivedAtMs)) {
+    throw new RangeError(
+      `receivedAtMs must be a safe integer, got ${record.receivedAtMs}`,
+    );
+  }
+  const valuesetBytes = Buffer.byteLength(record.valueset, 'utf8');
+  const data = Buffer.allocUnsafe(receivedAtBytes + valuesetBytes);
+  data.writeBigInt64BE(BigInt(record.receivedAtMs), 0);
+  data.write(record.valueset, receivedAtBytes, 'utf8');
+  return data;
+}
+
+/**
+ * Decodes the data of a Normal entry. Invalid UTF-8 becomes U+FFFD, as in every
+ * other UTF-8 decoder, and a leading byte order mark is kept as part of the
+ * valueset. Throws a RangeError when the data is shorter than the prefix.
+ */
+export function decodeMessage(data: Uint8Array): MessageRecord {
+  if (data.byteLength < receivedAtBytes) {
+    throw new RangeError(
+      `message data must be at least ${receivedAtBytes} bytes, got ${data.byteLength}`,
+    );
+  }
+  const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const receivedAtMs = Number(buffer.readBigInt64BE(0));
+  if (!Number.isSafeInteger(receivedAtMs)) {
+    throw new RangeError(
+      `receivedAtMs must be a safe integer, got ${receivedAtMs}`,
+    );
+  }
+  return { valueset: buffer.toString('utf8', receivedAtBytes), receivedAtMs };
+}

@@ -1,0 +1,210 @@
+// The message state machine: applies committed entries in index order to a
+// SQLite database under `<dir>/state/`, storing each valueset once, and keeps
+// the applied index, message count and digest in the same transaction as the
+// rows. See state-db.ts for why the live file need not fsync every apply, and
+// state-dir.ts for how the live file is switched atomically.
+import path from 'node:path';
+import { EntryType } from '../consensus/types';
+import type { Entry, SnapshotMeta } from '../consensus/types';
+import { decodeMessage } from './codec';
+import { digestStep } from './digest';
+import { fsyncFile, removeSqliteFiles } from './durable-fs';
+import { silentLogger } from './logger';
+import type { StorageLogger } from './logger';
+import {
+  fileSha256,
+  pruneSnapshots,
+  publishSnapshot,
+  snapshotsDirectory,
+  snapshotsKeptCount,
+  snapshotTempPath,
+} from './snapshot-files';
+import type { LocalSnapshot } from './snapshot-files';
+import { StateDatabase } from './state-db';
+import type { StateMeta } from './state-db';
+import { stateDirectory, switchCurrent } from './state-dir';
+import { openLiveState, stageStateCopy } from './state-recovery';
+import type { ApplyOutcome, StateSummary, StoredMessage } from './types';
+
+export { digestStep } from './digest';
+
+/** Mutable copy of the meta row while a batch is applied. */
+interface PendingMeta {
+  appliedIndex: number;
+  appliedTerm: number;
+  messageCount: number;
+  digest: Buffer;
+}
+
+export class MessageStore {
+  private meta: StateMeta;
+  private digestHex: string;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly logger: StorageLogger,
+    private database: StateDatabase,
+  ) {
+    this.meta = database.readMeta();
+    this.digestHex = this.meta.digest.toString('hex');
+  }
+
+  /**
+   * Opens the state machine of data folder `dir`. When the live database is
+   * missing or damaged, it logs why and starts from the newest local snapshot,
+   * or empty. The caller then replays the log after summary().appliedIndex.
+   */
+  static open(dir: string, logger: StorageLogger = silentLogger): MessageStore {
+    const database = openLiveState(dir, logger);
+    const store = new MessageStore(dir, logger, database);
+    logger.info(
+      { file: database.file, ...store.summary() },
+      'opened state database',
+    );
+    return store;
+  }
+
+  /**
+   * Applies committed entries in one transaction. Entries at or below the
+   * applied index are skipped, so replaying after a restart is exactly-once.
+   * Returns one outcome per Normal entry applied. Throws, and changes nothing,
+   * when a new entry's index does not directly follow the one applied before.
+   */
+  apply(entries: readonly Entry[]): ApplyOutcome[] {
+    const pending: PendingMeta = { ...this.meta };
+    const outcomes: ApplyOutcome[] = [];
+    this.database.transaction(() => {
+      for (const entry of entries) {
+        if (entry.index <= pending.appliedIndex) continue;
+        if (entry.index !== pending.appliedIndex + 1) {
+          throw new RangeError(
+            `cannot apply entry ${entry.index}: the next index to apply is ${pending.appliedIndex + 1}`,
+          );
+        }
+        const outcome = entry.type === EntryType.Normal ? this.applyNormal(entry, pending) : null;
+        if (outcome !== null) outcomes.push(outcome);
+        pending.appliedIndex = entry.index;
+        pending.appliedTerm = entry.term;
+      }
+      if (pending.appliedIndex !== this.meta.appliedIndex) this.database.writeMeta(pending);
+    });
+    this.setMeta(pending);
+    return outcomes;
+  }
+
+  summary(): StateSummary & { appliedTerm: number } {
+    return {
+      appliedIndex: this.meta.appliedIndex,
+      appliedTerm: this.meta.appliedTerm,
+      messageCount: this.meta.messageCount,
+      digest: this.digestHex,
+    };
+  }
+
+  /** Returns the index at which `valueset` is stored, or undefined. */
+  lookup(valueset: string): number | undefined {
+    return this.database.indexOf(valueset);
+  }
+
+  /** Returns up to `limit` stored messages with index >= fromIndex, ascending. */
+  read(fromIndex: number, limit: number): StoredMessage[] {
+    if (!Number.isSafeInteger(fromIndex) || fromIndex < 0) {
+      throw new RangeError(`fromIndex must be a non-negative integer, got ${fromIndex}`);
+    }
+    if (!Number.isSafeInteger(limit) || limit <= 0) {
+      throw new RangeError(`limit must be a positive integer, got ${limit}`);
+    }
+    return this.database.read(fromIndex, limit);
+  }
+
+  /**
+   * Writes a consistent copy of the database to `filePath` (replacing it),
+   * fsyncs it and returns the applied index and term the copy contains. The
+   * copy runs in steps, so apply() can run meanwhile. The copy then contains
+   * the state at the moment it completed, which the returned meta describes.
+   * NOTE: the last backup step commits the copy with an fsync on the main
+   * thread. For a 97 MB database this stalled the event loop for up to about
+   * 110 ms, measured on a 2-vCPU VM with an ext4 virtual disk.
+   */
+  async createSnapshot(filePath: string): Promise<SnapshotMeta> {
+    removeSqliteFiles(filePath);
+    await this.database.backup(filePath);
+    const meta = StateDatabase.sealCopy(filePath, false);
+    await fsyncFile(filePath);
+    return { index: meta.appliedIndex, term: meta.appliedTerm };
+  }
+
+  /**
+   * Creates a snapshot in `<dir>/snapshots/snapshot-<index>-<term>.db` with
+   * its `.sha256` sidecar and deletes all but the newest snapshots.
+   */
+  async saveSnapshot(): Promise<LocalSnapshot> {
+    const snapshotsDir = snapshotsDirectory(this.dir);
+    const tempPath = snapshotTempPath(snapshotsDir);
+    try {
+      const meta = await this.createSnapshot(tempPath);
+      const sha256 = await fileSha256(tempPath);
+      const snapshot = publishSnapshot(snapshotsDir, tempPath, meta, sha256);
+      const pruned = pruneSnapshots(snapshotsDir, snapshotsKeptCount, snapshot.path);
+      this.logger.info(
+        { path: snapshot.path, index: meta.index, term: meta.term, bytes: snapshot.bytes, pruned },
+        'snapshot saved',
+      );
+      return snapshot;
+    } catch (err) {
+      removeSqliteFiles(tempPath);
+      throw err;
+    }
+  }
+
+  /**
+   * Replaces the live database by a copy of the snapshot at `snapshotPath`.
+   * The copy is verified before the switch; when it is damaged this throws and
+   * the live database stays as it was.
+   */
+  restoreFrom(snapshotPath: string): void {
+    const stateDir = stateDirectory(this.dir);
+    const staged = stageStateCopy(stateDir, snapshotPath);
+    this.database.close();
+    switchCurrent(stateDir, staged.name);
+    this.database = StateDatabase.open(path.join(stateDir, staged.name));
+    this.setMeta(this.database.readMeta());
+    this.logger.info(
+      { snapshot: snapshotPath, file: this.database.file, ...this.summary() },
+      'state database restored from snapshot',
+    );
+  }
+
+  close(): void {
+    this.database.close();
+  }
+
+  /** Inserts one message; returns null when the entry's data is not a message. */
+  private applyNormal(entry: Entry, pending: PendingMeta): ApplyOutcome | null {
+    let valueset: string;
+    let receivedAtMs: number;
+    try {
+      ({ valueset, receivedAtMs } = decodeMessage(entry.data));
+    } catch (err) {
+      // NOTE: every member decodes the same bytes, so skipping keeps them equal,
+      // but a client waiting for this entry gets no outcome and times out.
+      this.logger.warn({ err, index: entry.index }, 'skipped an entry whose data is not a message');
+      return null;
+    }
+    if (this.database.insert(entry.index, valueset, receivedAtMs)) {
+      pending.digest = digestStep(pending.digest, entry.index, valueset);
+      pending.messageCount += 1;
+      return { index: entry.index, storedIndex: entry.index, duplicate: false };
+    }
+    const storedIndex = this.database.indexOf(valueset);
+    if (storedIndex === undefined) {
+      throw new Error(`entry ${entry.index} was not inserted, but its valueset is not stored`);
+    }
+    return { index: entry.index, storedIndex, duplicate: true };
+  }
+
+  private setMeta(meta: StateMeta): void {
+    this.meta = { ...meta };
+    this.digestHex = meta.digest.toString('hex');
+  }
+}

@@ -1,0 +1,240 @@
+// One SQLite file of the message state machine: the messages table, the meta
+// row (applied index and term, message count, digest) and prepared statements.
+//
+// The live file runs in WAL mode with synchronous = NORMAL, so a commit is not
+// fsync'd at once. That is safe because the applied index is written in the
+// same transaction as the rows it covers. After a crash the database contains
+// some prefix of the applied batches, and replay restarts after the applied
+// index it kept. The Raft log, fsync'd on every write, contains the rest.
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import { digestBytes, initialDigest } from './digest';
+import { fsyncFileSync } from './durable-fs';
+import type { StoredMessage } from './types';
+
+export interface StateMeta {
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+  readonly messageCount: number;
+  /** Raw 32-byte digest of the stored messages. */
+  readonly digest: Buffer;
+}
+
+/** A state file that is missing, not a database, or not one of ours. */
+export class StateDamagedError extends Error {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`state database ${file} is damaged: ${reason}`);
+    this.name = 'StateDamagedError';
+  }
+}
+
+/**
+ * SQLite result codes that mean the file's content is bad. Other codes (busy,
+ * locked, permission denied, disk full, I/O error) describe the environment,
+ * and replacing the file would not help.
+ */
+const damagedCodePattern =
+  /^SQLITE_(CORRUPT|NOTADB|FORMAT|SCHEMA|MISMATCH|RANGE|ERROR$|IOERR_SHORT_READ$)/;
+
+/** Returns whether `err` means that a state file is damaged, so recovering from a snapshot is right. */
+export function isStateDamagedError(err: unknown): boolean {
+  if (err instanceof StateDamagedError) return true;
+  return err instanceof Database.SqliteError && damagedCodePattern.test(err.code);
+}
+
+const schemaSql = `
+CREATE TABLE messages (
+  idx INTEGER PRIMARY KEY,
+  valueset TEXT NOT NULL UNIQUE,
+  received_at_ms INTEGER NOT NULL
+);
+CREATE TABLE meta (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  applied_index INTEGER NOT NULL,
+  applied_term INTEGER NOT NULL,
+  message_count INTEGER NOT NULL,
+  digest BLOB NOT NULL
+);
+`;
+
+interface MetaRow {
+  readonly applied_index: number;
+  readonly applied_term: number;
+  readonly message_count: number;
+  readonly digest: Buffer;
+}
+
+const selectMetaSql =
+  'SELECT applied_index, applied_term, message_count, digest FROM meta WHERE id = 1';
+
+function prepareStatements(db: Database.Database) {
+  return {
+    updateMeta: db.prepare<[number, number, number, Buffer]>(
+      `UPDATE meta SET applied_index = ?, applied_term = ?, message_count = ?,
+         digest = ? WHERE id = 1`,
+    ),
+    insertMessage: db.prepare<[number, string, number]>(
+      'INSERT OR IGNORE INTO messages (idx, valueset, received_at_ms) VALUES (?, ?, ?)',
+    ),
+    selectIndexOf: db
+      .prepare<[string], number>('SELECT idx FROM messages WHERE valueset = ?')
+      .pluck(),
+    selectFrom: db.prepare<[number, number], StoredMessage>(
+      `SELECT idx AS "index", valueset, received_at_ms AS receivedAtMs
+         FROM messages WHERE idx >= ? ORDER BY idx LIMIT ?`,
+    ),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** Reads and validates the meta row; throws StateDamagedError when it is missing or invalid. */
+function readMeta(db: Database.Database, file: string): StateMeta {
+  const tables = db
+    .prepare<[], string>(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'meta')",
+    )
+    .pluck()
+    .all();
+  if (tables.length !== 2) throw new StateDamagedError(file, 'tables are missing');
+  const row = db.prepare<[], MetaRow>(selectMetaSql).get();
+  if (row === undefined) throw new StateDamagedError(file, 'meta row is missing');
+  const valid =
+    isCount(row.applied_index) &&
+    isCount(row.applied_term) &&
+    isCount(row.message_count) &&
+    row.message_count <= row.applied_index &&
+    Buffer.isBuffer(row.digest) &&
+    row.digest.length === digestBytes;
+  if (!valid) throw new StateDamagedError(file, 'meta row is invalid');
+  return {
+    appliedIndex: row.applied_index,
+    appliedTerm: row.applied_term,
+    messageCount: row.message_count,
+    digest: row.digest,
+  };
+}
+
+function checkIntegrity(db: Database.Database, file: string): void {
+  const result: unknown = db.pragma('quick_check', { simple: true });
+  if (result !== 'ok') throw new StateDamagedError(file, `quick_check: ${String(result)}`);
+}
+
+/** Runs `use` on a database file opened only for it; the file must exist. */
+function withDatabase<T>(file: string, use: (db: Database.Database) => T): T {
+  if (!fs.existsSync(file)) throw new StateDamagedError(file, 'file is missing');
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    return use(db);
+  } finally {
+    db.close();
+  }
+}
+
+export class StateDatabase {
+  private readonly statements: Statements;
+
+  private constructor(
+    readonly file: string,
+    private readonly db: Database.Database,
+  ) {
+    this.statements = prepareStatements(db);
+  }
+
+  /** Creates an empty state file with its schema and meta row, closed and fsync'd. */
+  static create(file: string): void {
+    const db = new Database(file);
+    try {
+      db.pragma('journal_mode = DELETE');
+      db.exec(schemaSql);
+      db.prepare('INSERT INTO meta VALUES (1, 0, 0, 0, ?)').run(initialDigest());
+    } finally {
+      db.close();
+    }
+    fsyncFileSync(file);
+  }
+
+  /**
+   * Opens an existing state file for live use after a quick_check, which reads
+   * the whole file once. Throws StateDamagedError, or an SQLite error that
+   * isStateDamagedError() classifies, when the file cannot be used.
+   */
+  static open(file: string): StateDatabase {
+    if (!fs.existsSync(file)) throw new StateDamagedError(file, 'file is missing');
+    const db = new Database(file, { fileMustExist: true });
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      checkIntegrity(db, file);
+      readMeta(db, file);
+      return new StateDatabase(file, db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Turns a copy of a state file into one self-contained file (rollback
+   * journal, so no WAL file belongs to it) and returns its meta row. With
+   * `verify`, runs a quick_check first, which reads the whole file.
+   */
+  static sealCopy(file: string, verify: boolean): StateMeta {
+    return withDatabase(file, (db) => {
+      db.pragma('journal_mode = DELETE');
+      if (verify) checkIntegrity(db, file);
+      return readMeta(db, file);
+    });
+  }
+
+  readMeta(): StateMeta {
+    return readMeta(this.db, this.file);
+  }
+
+  writeMeta(meta: StateMeta): void {
+    this.statements.updateMeta.run(
+      meta.appliedIndex,
+      meta.appliedTerm,
+      meta.messageCount,
+      meta.digest,
+    );
+  }
+
+  /** Inserts a message; returns false when its valueset is already stored. */
+  insert(index: number, valueset: string, receivedAtMs: number): boolean {
+    return this.statements.insertMessage.run(index, valueset, receivedAtMs).changes > 0;
+  }
+
+  indexOf(valueset: string): number | undefined {
+    return this.statements.selectIndexOf.get(valueset);
+  }
+
+  read(fromIndex: number, limit: number): StoredMessage[] {
+    return this.statements.selectFrom.all(fromIndex, limit);
+  }
+
+  /** Runs `work` in one transaction; an exception rolls everything back. */
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
+  /**
+   * Copies the database to `destination` with SQLite's online backup, in steps
+   * between which the event loop runs. Writes through this connection during
+   * the copy are carried into it, so the copy is the state at completion.
+   */
+  async backup(destination: string): Promise<void> {
+    await this.db.backup(destination);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,78 @@
+import { PassThrough, Writable } from 'node:stream';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { run as runBench } from '../../src/cli/bench';
+import type { CliIo } from '../../src/cli/client-flags';
+import { run as runSend } from '../../src/cli/send';
+import { run as runStatus } from '../../src/cli/status';
+
+type Command = (argv: string[], io: CliIo) => Promise<number>;
+
+interface Outcome {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run a command with captured output and an empty stdin. */
+async function runCaptured(command: Command, argv: string[]): Promise<Outcome> {
+  const output = { stdout: '', stderr: '' };
+  const sink = (name: 'stdout' | 'stderr'): Writable =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        output[name] += chunk.toString();
+        done();
+      },
+    });
+  const stdin = new PassThrough();
+  stdin.end();
+  const exitCode = await command(argv, { stdin, stdout: sink('stdout'), stderr: sink('stderr') });
+  return { exitCode, ...output };
+}
+
+/** Each case: command, arguments, and text the error message must contain. */
+const invalidCases: readonly [string, Command, string[], string][] = [
+  ['send', runSend, ['--count', '5'], 'missing --target: expected HOST:PORT[,HOST:PORT...]'],
+  ['send', runSend, ['--target', 'localhost'], 'invalid --target "localhost": expected HOST:PORT'],
+  ['send', runSend, ['--target', '127.0.0.1:0'], 'invalid --target "127.0.0.1:0": expected HOST:PORT with a port from 1 to 65535'],
+  ['send', runSend, ['--target', 'a.example:1,b.example:2'], 'invalid --target "a.example:1": expected an IP address'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--count', 'ten'], 'invalid --count "ten": expected an integer from 1 to'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--count', '0'], 'invalid --count "0"'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--concurrency', '1.5'], 'invalid --concurrency "1.5": expected an integer'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--deadline-ms=-1'], 'invalid --deadline-ms "-1"'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--retries', '1000'], 'invalid --retries "1000": expected an integer from 0 to 100'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--colour'], "'--colour'"],
+  ['send', runSend, ['--target', '127.0.0.1:5000', 'extra'], "'extra'"],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--mode', 'batch'], 'invalid --mode "batch": expected unary or stream'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--rate=-5'], 'invalid --rate "-5": expected an integer from 0 to'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--duration-s', '0'], 'invalid --duration-s "0": expected an integer from 1 to'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--warmup-s', 'x'], 'invalid --warmup-s "x"'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--value-bytes', '70000'], 'invalid --value-bytes "70000": expected an integer from 1 to 65536'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--streams', '0'], 'invalid --streams "0"'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--window', ''], 'invalid --window ""'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--pids', '12,abc'], 'invalid --pids "12,abc": expected PID[,PID...]'],
+  ['status', runStatus, [], 'missing --http: expected HOST:PORT[,HOST:PORT...]'],
+  ['status', runStatus, ['--http', '127.0.0.1:6001,:6002'], 'invalid --http ":6002": expected HOST:PORT'],
+  ['status', runStatus, ['--http', '127.0.0.1:6001', '--watch', '0'], 'invalid --watch "0": expected an integer from 1 to'],
+];
+
+for (const [name, command, argv, expected] of invalidCases) {
+  test(`${name} ${argv.join(' ')} exits 2`, async () => {
+    const outcome = await runCaptured(command, argv);
+    assert.is(outcome.exitCode, 2, outcome.stderr);
+    assert.ok(outcome.stderr.includes(expected), `stderr: ${outcome.stderr}`);
+    assert.ok(outcome.stderr.startsWith(`replog ${name}: `), `stderr: ${outcome.stderr}`);
+    assert.is(outcome.stdout, '');
+  });
+}
+
+for (const [name, command] of [['send', runSend], ['bench', runBench], ['status', runStatus]] as const) {
+  test(`${name} --help exits 0`, async () => {
+    const outcome = await runCaptured(command, ['--help']);
+    assert.is(outcome.exitCode, 0, outcome.stderr);
+    assert.ok(outcome.stdout.startsWith(`Usage: replog ${name} `), outcome.stdout);
+    assert.is(outcome.stderr, '');
+  });
+}
+
+test.run();

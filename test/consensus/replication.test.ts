@@ -1,0 +1,226 @@
+// Log replication by the Raft core: commit, the current-term commit rule, fast
+// back-off, batching of proposals and recovery from lost appends.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { AppendRequest, AppendResponse, Entry, Message, NodeId, RestoredState } from '../../src/consensus/types';
+import { bytes, entriesWithTerms, MemoryStore, TestCluster } from './cluster';
+
+const ids = ['a', 'b', 'c'];
+
+function appendsTo(messages: readonly Message[], to: NodeId): AppendRequest[] {
+  return messages.filter((m): m is AppendRequest => m.type === 'append' && m.to === to);
+}
+
+/** A store whose log holds entries with `terms` and whose first `committed` entries are applied. */
+function storeWith(terms: readonly number[], term: number, committed: number): MemoryStore {
+  const entries = entriesWithTerms(1, terms);
+  const restored: RestoredState = {
+    hardState: { term, vote: null, commit: committed },
+    snapshot: { index: 0, term: 0 },
+    logStart: { index: 0, term: 0 },
+    entries,
+    appliedIndex: committed,
+  };
+  return MemoryStore.from(restored, entries.slice(0, committed));
+}
+
+function dataOf(entries: readonly Entry[]): string[] {
+  return entries.filter((e) => e.data.byteLength > 0).map((e) => new TextDecoder().decode(e.data));
+}
+
+test('replicates, commits and applies on every member', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  const firstIndex = cluster.propose(leader, ['one', 'two', 'three']);
+  const lastIndex = firstIndex + 2;
+  for (const id of ids) {
+    const status = cluster.raft(id).status();
+    assert.is(status.commitIndex, lastIndex, `${id} commit`);
+    assert.is(status.appliedIndex, lastIndex, `${id} applied`);
+    assert.equal(dataOf(cluster.member(id).store.applied), ['one', 'two', 'three'], `${id} state machine`);
+  }
+});
+
+test('follower acknowledges only in the Ready that persists', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  const follower = ids.find((id) => id !== leader) as string;
+  cluster.raft(leader).propose([bytes('x')]);
+  const append = appendsTo(cluster.raft(leader).ready().messages, follower)[0] as AppendRequest;
+  cluster.raft(follower).step(append);
+  const ready = cluster.raft(follower).ready();
+  const response = ready.messages.find((m): m is AppendResponse => m.type === 'appendResponse');
+  assert.is(response?.success, true);
+  assert.is(ready.entries[ready.entries.length - 1]?.index, response?.matchIndex, 'the entries travel with the ack');
+});
+
+test('leader counts itself only after its own fsync', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  const [follower, other] = ids.filter((id) => id !== leader) as [string, string];
+  cluster.isolate(other);
+  const raft = cluster.raft(leader);
+  const before = raft.status().commitIndex;
+  raft.propose([bytes('x')]);
+  const ready = raft.ready();
+  cluster.raft(follower).step(appendsTo(ready.messages, follower)[0] as AppendRequest);
+  for (const message of cluster.member(follower).persist()) raft.step(message);
+  assert.is(raft.status().commitIndex, before, 'one follower alone is no majority of three');
+  cluster.member(leader).store.perform(ready, undefined);
+  raft.advance(ready);
+  assert.is(raft.status().commitIndex, before + 1);
+});
+
+test('entry of an earlier term is not committed by counting', () => {
+  // a holds entry 2 of term 2, which b lacks; c is cut off. a wins term 4.
+  const stores = new Map([
+    ['a', storeWith([1, 2], 3, 1)],
+    ['b', storeWith([1], 3, 1)],
+    ['c', storeWith([1], 3, 1)],
+  ]);
+  const cluster = new TestCluster(ids, { appendEntriesMax: 1 }, stores);
+  cluster.isolate('c');
+  // Let b get entry 2 but never the new leader's entry 3.
+  cluster.intercept = (message) =>
+    message.type === 'append' ? { ...message, entries: message.entries.filter((e) => e.index < 3) } : message;
+  assert.is(cluster.electLeader(), 'a');
+  const leader = cluster.raft('a').status();
+  assert.is(leader.term, 4);
+  assert.is(leader.peers.find((p) => p.id === 'b')?.matchIndex, 2, 'entry 2 is on a majority');
+  assert.is(leader.commitIndex, 1, 'but its term is 2, not 4');
+  cluster.intercept = (message) => message;
+  cluster.tick(25);
+  assert.is(cluster.raft('a').status().commitIndex, 3, 'entry 3 of term 4 commits entry 2 with it');
+  assert.is(cluster.raft('b').status().commitIndex, 3);
+});
+
+test('fast back-off over 50 divergent entries', () => {
+  const leaderTerms = [...Array<number>(10).fill(1), ...Array<number>(20).fill(3)];
+  const divergentTerms = [...Array<number>(10).fill(1), ...Array<number>(50).fill(2)];
+  const stores = new Map([
+    ['a', storeWith(leaderTerms, 3, 10)],
+    ['b', storeWith(divergentTerms, 3, 10)],
+    ['c', storeWith(leaderTerms, 3, 10)],
+  ]);
+  const cluster = new TestCluster(ids, {}, stores);
+  const leader = cluster.electLeader();
+  assert.is.not(leader, 'b');
+  const toB = cluster.delivered.filter((m) => m.type === 'append' && m.to === 'b');
+  const rejections = cluster.delivered.filter((m) => m.type === 'appendResponse' && m.from === 'b' && !m.success);
+  assert.ok(rejections.length <= 1, `${rejections.length} rejections`);
+  assert.ok(toB.length <= 3, `${toB.length} appends to b`);
+  const follower = cluster.raft('b');
+  assert.is(follower.status().lastLogIndex, 31);
+  assert.is(follower.termAt(31), cluster.raft(leader).status().term);
+  assert.is(follower.termAt(11), 3, 'the divergent suffix is replaced');
+  assert.is(follower.status().commitIndex, 31);
+});
+
+test('proposals between two Ready batches share one append', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  cluster.propose(leader, ['warm-up']);
+  const raft = cluster.raft(leader);
+  for (const text of ['p1', 'p2', 'p3', 'p4', 'p5']) raft.propose([bytes(text)]);
+  const messages = raft.ready().messages;
+  for (const follower of ids.filter((id) => id !== leader)) {
+    const appends = appendsTo(messages, follower);
+    assert.is(appends.length, 1, `one append to ${follower}`);
+    assert.equal(dataOf(appends[0]?.entries ?? []), ['p1', 'p2', 'p3', 'p4', 'p5']);
+  }
+});
+
+test('pipelines up to inflightAppendsMax appends', () => {
+  const cluster = new TestCluster(ids, { appendEntriesMax: 2, inflightAppendsMax: 3 });
+  const leader = cluster.electLeader();
+  cluster.propose(leader, ['warm-up']);
+  const raft = cluster.raft(leader);
+  raft.propose(['1', '2', '3', '4', '5', '6', '7', '8'].map(bytes));
+  const follower = ids.find((id) => id !== leader) as string;
+  const appends = appendsTo(raft.ready().messages, follower);
+  assert.equal(
+    appends.map((m) => m.entries.length),
+    [2, 2, 2],
+  );
+  const peer = raft.status().peers.find((p) => p.id === follower);
+  assert.is(peer?.state, 'replicate');
+});
+
+test('lost append with no later traffic is resent', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  cluster.propose(leader, ['warm-up']);
+  const [follower, other] = ids.filter((id) => id !== leader) as [string, string];
+  // Without the other follower nothing commits, so no later append reveals the gap.
+  cluster.isolate(other);
+  let dropped = false;
+  cluster.intercept = (message) => {
+    if (dropped || message.type !== 'append' || message.to !== follower || message.entries.length === 0) return message;
+    dropped = true;
+    return null;
+  };
+  const index = cluster.propose(leader, ['lost once']);
+  assert.ok(dropped);
+  assert.ok(cluster.raft(follower).status().lastLogIndex < index);
+  cluster.tick(30);
+  assert.is(cluster.raft(follower).status().appliedIndex, index);
+});
+
+test('lost append followed by more appends recovers', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  cluster.propose(leader, ['warm-up']);
+  const follower = ids.find((id) => id !== leader) as string;
+  let dropped = false;
+  cluster.intercept = (message) => {
+    if (dropped || message.type !== 'append' || message.to !== follower || message.entries.length === 0) return message;
+    dropped = true;
+    return null;
+  };
+  cluster.propose(leader, ['lost']);
+  const last = cluster.propose(leader, ['after']);
+  assert.is(cluster.raft(follower).status().appliedIndex, last);
+  assert.equal(dataOf(cluster.member(follower).store.applied).slice(-2), ['lost', 'after']);
+});
+
+test('append already present is skipped, not rewritten', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  const follower = ids.find((id) => id !== leader) as string;
+  cluster.propose(leader, ['x', 'y']);
+  const raft = cluster.raft(follower);
+  const lastIndex = raft.status().lastLogIndex;
+  const term = raft.status().term;
+  const stale: AppendRequest = {
+    type: 'append',
+    from: leader,
+    to: follower,
+    term,
+    prevLogIndex: lastIndex - 2,
+    prevLogTerm: raft.termAt(lastIndex - 2) as number,
+    entries: cluster.member(follower).store.entries.slice(-2),
+    commit: 0,
+  };
+  raft.step(stale);
+  const ready = raft.ready();
+  assert.equal(ready.entries, [], 'nothing to persist again');
+  assert.is(raft.status().lastLogIndex, lastIndex);
+});
+
+test('stale leader learns the new term from a rejected append', () => {
+  const cluster = new TestCluster(ids);
+  const oldLeader = cluster.electLeader();
+  cluster.isolate(oldLeader);
+  const newLeader = cluster.electLeader();
+  cluster.heal();
+  cluster.raft(oldLeader).propose([bytes('from the past')]);
+  cluster.flush(oldLeader);
+  cluster.deliver();
+  assert.is(cluster.raft(oldLeader).status().role, 'follower');
+  cluster.tick(5);
+  assert.is(cluster.raft(oldLeader).status().leaderId, newLeader);
+  const oldLeaderLog = cluster.member(oldLeader).store.applied;
+  assert.not.ok(dataOf(oldLeaderLog).includes('from the past'), 'the uncommitted entry was replaced');
+});
+
+test.run();

@@ -1,0 +1,155 @@
+// Shared helpers of the end-to-end tests: a real cluster of member processes
+// in a fresh temp folder, optionally behind a real HAProxy, and polling of
+// their /status endpoints.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { renderHaproxyConfig } from '../../src/cli/haproxy-config';
+import { connectIngest, type IngestClient } from '../../src/client';
+import { LocalCluster } from '../../src/cluster/local-cluster';
+import type { MemberStatus } from '../../src/node/member';
+
+export interface TestCluster {
+  readonly cluster: LocalCluster;
+  readonly dir: string;
+  /** gRPC target for clients: HAProxy when started, else every member round robin. */
+  readonly target: string;
+  close(): Promise<void>;
+}
+
+/** Fast timeouts so elections in tests take well under a second. */
+export const fastTimingArgs = ['--tick-ms', '10', '--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'];
+
+export async function startCluster(options: { size?: number; haproxy?: boolean; memberArgs?: string[] } = {}): Promise<TestCluster> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-e2e-'));
+  const cluster = await LocalCluster.create({
+    dataDir: dir,
+    size: options.size ?? 3,
+    basePort: 0,
+    withHaproxy: options.haproxy ?? false,
+    memberArgs: [...fastTimingArgs, ...(options.memberArgs ?? [])],
+  });
+  cluster.startAll();
+  let target = cluster.members.map((m) => m.grpc).join(',');
+  if (options.haproxy) {
+    const started = cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
+    if (!started) throw new Error('haproxy is not installed: apt-get install -y haproxy');
+    target = cluster.haproxyAddress!;
+  }
+  await waitForLeader(cluster);
+  return {
+    cluster,
+    dir,
+    target,
+    close: async () => {
+      await cluster.stopAll('SIGKILL');
+      if (process.env['REPLOG_KEEP_TEST_DATA']) console.log(`kept test data in ${dir}`);
+      else fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function fetchStatus(httpAddress: string): Promise<MemberStatus | null> {
+  try {
+    const response = await fetch(`http://${httpAddress}/status`, { signal: AbortSignal.timeout(1000) });
+    return (await response.json()) as MemberStatus;
+  } catch {
+    return null;
+  }
+}
+
+/** Status of every running member, keyed by id; stopped members are missing. */
+export async function statuses(cluster: LocalCluster, ids?: readonly string[]): Promise<Map<string, MemberStatus>> {
+  const result = new Map<string, MemberStatus>();
+  const members = cluster.members.filter((m) => !ids || ids.includes(m.id));
+  await Promise.all(
+    members.map(async (m) => {
+      const s = await fetchStatus(m.http);
+      if (s) result.set(m.id, s);
+    }),
+  );
+  return result;
+}
+
+export async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits until a leader is known to every running member listed; returns its status. */
+export async function waitForLeader(cluster: LocalCluster, ids?: readonly string[], timeoutMs = 20_000): Promise<MemberStatus> {
+  return waitFor('a leader', async () => {
+    const all = await statuses(cluster, ids);
+    const leaders = [...all.values()].filter((s) => s.role === 'leader');
+    if (leaders.length !== 1) return null;
+    const leader = leaders[0]!;
+    return [...all.values()].every((s) => s.leaderId === leader.id) ? leader : null;
+  }, timeoutMs);
+}
+
+/** Waits until the listed members have applied the same index, at least `minApplied`, with equal digests. */
+export async function waitInSync(cluster: LocalCluster, ids: readonly string[], minApplied = 0, timeoutMs = 30_000): Promise<MemberStatus[]> {
+  return waitFor(`members ${ids.join(', ')} in sync`, async () => {
+    const all = await statuses(cluster, ids);
+    if (all.size !== ids.length) return null;
+    const list = [...all.values()];
+    const first = list[0]!;
+    const same = list.every(
+      (s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest && s.messageCount === first.messageCount,
+    );
+    return same && first.appliedIndex >= minApplied && first.appliedIndex === first.commitIndex ? list : null;
+  }, timeoutMs);
+}
+
+export function connect(target: string): IngestClient {
+  return connectIngest(target);
+}
+
+export interface LoadResult {
+  readonly acknowledged: Map<string, number>;
+  readonly failed: number;
+}
+
+/**
+ * Appends `count` unique valuesets `${prefix}${n}` with `concurrency` calls in
+ * flight, retrying failures until `deadlineAt`; records each acknowledged index.
+ */
+export async function appendMany(client: IngestClient, prefix: string, count: number, concurrency: number, stopAt = Infinity): Promise<LoadResult> {
+  const acknowledged = new Map<string, number>();
+  let failed = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count && Date.now() < stopAt) {
+      const valueset = `${prefix}${next++}`;
+      try {
+        const result = await client.append(valueset, 5000);
+        acknowledged.set(valueset, result.index);
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { acknowledged, failed };
+}
+
+/** Reads every message of one member through Read. */
+export async function readAll(target: string): Promise<{ index: number; valueset: string }[]> {
+  const client = connectIngest(target);
+  const messages: { index: number; valueset: string }[] = [];
+  try {
+    for await (const m of client.read(0, 0, false)) messages.push({ index: m.index, valueset: m.valueset });
+  } finally {
+    client.close();
+  }
+  return messages;
+}
