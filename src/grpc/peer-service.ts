@@ -1,8 +1,7 @@
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../node/member';
-import { SnapshotReceiver } from '../storage/snapshot-files';
+import { SnapshotReceiver, snapshotsDirectory } from '../storage/snapshot-files';
 import { toReplogError } from './errors';
 import { decodeMessages } from './peer-codec';
 
@@ -84,7 +83,7 @@ function handleInstallSnapshot(
         header = chunk;
         const meta = { index: chunk.index, term: chunk.snapshotTerm };
         log.info({ from: chunk.from, snapshotIndex: meta.index, bytes: chunk.totalBytes }, 'receiving snapshot');
-        receiver = new SnapshotReceiver(path.join(member.config.dataDir, 'incoming'), meta, chunk.sha256, chunk.totalBytes);
+        receiver = new SnapshotReceiver(snapshotsDirectory(member.config.dataDir), meta, chunk.sha256, chunk.totalBytes);
       }
       receiver.write(chunk.data);
     } catch (err) {

@@ -73,7 +73,7 @@ export class PeerTransport implements MemberTransport {
 
   private async streamSnapshot(link: PeerLink, term: number): Promise<void> {
     const member = this.member!;
-    const snapshot = latestSnapshot(member.latestSnapshotDir());
+    const snapshot = latestSnapshot(member.snapshotsDir());
     if (!snapshot) throw new Error('no local snapshot to send');
     this.log.info({ peerId: link.peerId, snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes }, 'sending snapshot');
     const header = {

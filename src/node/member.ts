@@ -8,6 +8,7 @@ import { errors, ReplogError, toReplogError } from '../grpc/errors';
 import { encodeMessage, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
 import { SqliteRaftLog } from '../storage/raft-log';
+import { snapshotsDirectory } from '../storage/snapshot-files';
 import type { StoredMessage } from '../storage/types';
 import type { MemberConfig } from './config';
 import { MemberMetrics } from './metrics';
@@ -100,9 +101,18 @@ export class Member extends EventEmitter {
 
   /** Loads the Raft log and state; logs what will be replayed. */
   private restore(): RestoredState {
-    const loaded = this.raftLog.load();
+    let loaded = this.raftLog.load();
     const summary = this.store.summary();
-    const lastIndex = loaded.logStart.index + loaded.entries.length;
+    let lastIndex = loaded.logStart.index + loaded.entries.length;
+    if (summary.appliedIndex > lastIndex) {
+      // A crash between swapping in a received snapshot and recording it in
+      // the Raft log: the state database is already the snapshot, so finish.
+      const snapshot = { index: summary.appliedIndex, term: summary.appliedTerm };
+      this.log.warn({ snapshotIndex: snapshot.index, lastLogIndex: lastIndex }, 'finishing an interrupted snapshot install');
+      this.raftLog.installSnapshot(snapshot);
+      loaded = this.raftLog.load();
+      lastIndex = snapshot.index;
+    }
     this.log.info(
       {
         term: loaded.hardState.term,
@@ -115,14 +125,19 @@ export class Member extends EventEmitter {
       'restored state from disk',
     );
     if (summary.appliedIndex < loaded.logStart.index) {
-      // TODO: rebuild from a local snapshot or ask the leader for one; until
-      // then a member whose state database lost more than the log keeps is
-      // stopped here rather than applying a log with a hole in it.
+      // TODO: ask the leader for a snapshot instead; until then a member whose
+      // state database lost more than its log keeps stops here rather than
+      // applying a log with a hole in it.
       throw new Error(
         `state database in ${this.config.dataDir} is at index ${summary.appliedIndex}, below the log start ${loaded.logStart.index}; restore it from a snapshot`,
       );
     }
-    return { ...loaded, appliedIndex: summary.appliedIndex };
+    let hardState = loaded.hardState;
+    if (hardState.commit > lastIndex) {
+      this.log.warn({ commitIndex: hardState.commit, lastLogIndex: lastIndex }, 'commit index is past the stored log; lowering it');
+      hardState = { ...hardState, commit: Math.max(lastIndex, summary.appliedIndex) };
+    }
+    return { ...loaded, hardState, appliedIndex: summary.appliedIndex };
   }
 
   start(transport: MemberTransport): void {
@@ -438,9 +453,9 @@ export class Member extends EventEmitter {
     return this.store.read(fromIndex, limit);
   }
 
-  /** The folder whose snapshots/ holds the local snapshot files. */
-  latestSnapshotDir(): string {
-    return this.config.dataDir;
+  /** The folder of the local snapshot files. */
+  snapshotsDir(): string {
+    return snapshotsDirectory(this.config.dataDir);
   }
 
   /** Stops ticking, fails what is in flight, and closes the databases. */
