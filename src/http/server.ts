@@ -7,7 +7,9 @@ import type { Member } from '../node/member';
  * /metrics. It reads everything from the member and keeps no state.
  */
 export function buildHttpServer(member: Member, log: Logger) {
-  const app = Fastify({ loggerInstance: log.child({ component: 'http' }), disableRequestLogging: true });
+  // Requests are logged at info level by fastify; warn keeps one line per poll
+  // of /status out of the member's log while errors still show.
+  const app = Fastify({ loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) });
   app.get('/status', async () => member.status());
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

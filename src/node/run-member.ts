@@ -1,3 +1,4 @@
+import http2 = require('node:http2');
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import { loadReplogPackage } from '../client/proto';
@@ -76,12 +77,25 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   return { member, log: logger, stop };
 }
 
+/**
+ * Binds a gRPC server with TCP_NODELAY on its accepted sockets. grpc-js 1.14
+ * sets it on client sockets only; without it a small reply can wait for the
+ * peer's delayed ACK, which costs a loopback round trip up to 40 ms.
+ */
 function bindGrpc(server: grpc.Server, address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
+  // NOTE: grpc-js offers no option for this, so http2.createServer is wrapped
+  // while bindAsync creates its listener; net.Server takes noDelay since Node 17.7.
+  const createServer = http2.createServer;
+  const patched = (options: http2.ServerOptions, listener?: () => void): http2.Http2Server =>
+    createServer({ ...options, noDelay: true } as http2.ServerOptions, listener);
+  (http2 as { createServer: unknown }).createServer = patched;
+  return new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
       if (err) reject(new Error(`cannot listen on ${address}: ${err.message}`));
       else resolve(port);
     });
+  }).finally(() => {
+    (http2 as { createServer: unknown }).createServer = createServer;
   });
 }
 
