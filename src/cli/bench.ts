@@ -58,7 +58,7 @@ export function parseBenchFlags(argv: readonly string[]): BenchFlags | null {
 
 /** `replog bench`: returns the exit status. */
 export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
-  return runCommand('bench', io, async () => {
+  return runCommand('replog bench', io, async () => {
     const flags = parseBenchFlags(argv);
     if (flags === null) {
       io.stdout.write(benchHelp);

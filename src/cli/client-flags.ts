@@ -88,10 +88,11 @@ export function parsePidListFlag(flag: string, text: string | undefined): number
 
 /**
  * Run a command body, turning a FlagError into a message on stderr and exit
- * status 2, and any other error into a message and exit status 1.
+ * status 2, and any other error into a message and exit status 1. `program`
+ * is how the user starts the command, e.g. `replog send`.
  */
 export async function runCommand(
-  command: string,
+  program: string,
   io: CliIo,
   body: () => Promise<number>,
 ): Promise<number> {
@@ -99,10 +100,10 @@ export async function runCommand(
     return await body();
   } catch (error) {
     if (error instanceof FlagError) {
-      io.stderr.write(`replog ${command}: ${error.message}\nRun "replog ${command} --help" for the flags.\n`);
+      io.stderr.write(`${program}: ${error.message}\nRun "${program} --help" for the flags.\n`);
       return invalidFlagsExitCode;
     }
-    io.stderr.write(`replog ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write(`${program}: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
 }

@@ -88,7 +88,7 @@ export function parseSendFlags(argv: readonly string[]): SendFlags | null {
 
 /** `replog send`: returns the exit status. */
 export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
-  return runCommand('send', io, async () => {
+  return runCommand('replog send', io, async () => {
     const flags = parseSendFlags(argv);
     if (flags === null) {
       io.stdout.write(sendHelp);
@@ -100,6 +100,11 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
 
 async function send(flags: SendFlags, io: CliIo): Promise<number> {
   const client = connectIngest(flags.target);
+  // Fail fast on a wrong address instead of retrying every valueset.
+  await client.waitForReady(flags.deadlineMs).catch(() => {
+    client.close();
+    throw new Error(`cannot connect to ${flags.target} within ${flags.deadlineMs} ms`);
+  });
   const pool = flags.stream
     ? new AppendStreamPool(client, 1, { windowSize: flags.concurrency, replyTimeoutMs: flags.deadlineMs })
     : null;

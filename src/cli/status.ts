@@ -64,7 +64,7 @@ export function parseStatusFlags(argv: readonly string[]): StatusFlags | null {
 
 /** `replog status`: returns the exit status. */
 export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
-  return runCommand('status', io, async () => {
+  return runCommand('replog status', io, async () => {
     const flags = parseStatusFlags(argv);
     if (flags === null) {
       io.stdout.write(statusHelp);

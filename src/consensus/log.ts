@@ -170,7 +170,7 @@ export class RaftLog {
     return prevIndex + entries.length;
   }
 
-  /** Raises the commit index to `index`; returns whether it moved. */
+  /** Raises the commit index to `index` and returns whether it moved. */
   commitTo(index: number): boolean {
     if (index <= this.commitIndexValue) return false;
     assertInvariant(index <= this.lastIndex, 'commit <= lastIndex', { commit: index, lastIndex: this.lastIndex });
@@ -258,7 +258,7 @@ export class RaftLog {
     const snapshotTerm = this.termAt(snapshotIndex);
     if (snapshotTerm === undefined) {
       throw new RangeError(
-        `cannot compact at index ${snapshotIndex}: the log holds indexes ${this.logStartMeta.index} to ${this.lastIndex}`,
+        `cannot compact at index ${snapshotIndex}: not in the log, which contains indexes ${this.logStartMeta.index} to ${this.lastIndex}`,
       );
     }
     if (snapshotIndex > this.snapshotMeta.index) {

@@ -68,7 +68,7 @@ export class Progress {
     this.resetFlow();
   }
 
-  /** Records a successful append up to `index`; returns whether matchIndex grew. */
+  /** Records a successful append up to `index` and returns whether matchIndex grew. */
   updateMatch(index: number): boolean {
     this.nextIndex = Math.max(this.nextIndex, index + 1);
     if (index <= this.matchIndex) return false;
@@ -109,7 +109,7 @@ export class Progress {
 
   /**
    * Records a heartbeat response. Returns whether pipelined appends look lost:
-   * the follower answered `heartbeatsMax` heartbeats since matchIndex last
+   * the follower responded to `heartbeatsMax` heartbeats since matchIndex last
    * grew while appends were in flight.
    */
   recordHeartbeatResponse(heartbeatsMax: number): boolean {

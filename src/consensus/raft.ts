@@ -1,5 +1,7 @@
 import { assertInvariant } from './assert';
 import { committedEntriesPerReadyMax, validateRaftConfig } from './config';
+import { appendFromLeader, success } from './follower';
+import type { AppendOutcome } from './follower';
 import { RaftLog } from './log';
 import type { Compaction } from './log';
 import { quorumSize, Replication } from './replication';
@@ -32,7 +34,7 @@ const emptyData = new Uint8Array(0);
  * step(message) and propose(data), output one Ready batch at a time, and
  * randomness comes only from config.random.
  *
- * Besides the Raft paper it implements pre-vote, check-quorum with the
+ * Besides basic Raft it implements pre-vote, check-quorum with the
  * follower's leader lease, pipelined replication with fast back-off, and
  * snapshots by metadata.
  */
@@ -49,11 +51,11 @@ export class Raft {
    */
   private electionElapsed = 0;
   /** Randomized in [electionTimeoutTicks, 2 * electionTimeoutTicks) on every reset. */
-  private electionTimeoutTicks: number;
+  private randomizedElectionTimeoutTicks: number;
   private heartbeatElapsed = 0;
   /** Votes received in the current election, by voter. */
   private readonly votes = new Map<NodeId, boolean>();
-  /** The leader's per-follower state; null unless this member leads. */
+  /** The leader's per-follower state, or null unless this member leads. */
   private replication: Replication | null = null;
   private outbox: Message[] = [];
   /** A snapshot received from the leader that the next Ready installs. */
@@ -69,7 +71,7 @@ export class Raft {
     this.term = restored.hardState.term;
     this.vote = restored.hardState.vote;
     this.readyHardState = restored.hardState;
-    this.electionTimeoutTicks = this.drawElectionTimeout();
+    this.randomizedElectionTimeoutTicks = this.drawElectionTimeout();
     this.readySoftState = this.softState();
     this.config.logger?.info(
       {
@@ -95,7 +97,7 @@ export class Raft {
     if (!this.isAddressedHere(message)) return;
     if (message.term > this.term && !this.stepHigherTerm(message)) return;
     if (message.term < this.term) {
-      this.answerStaleTerm(message);
+      this.respondToStaleTerm(message);
       return;
     }
     this.dispatch(message);
@@ -205,7 +207,7 @@ export class Raft {
     };
   }
 
-  /** Returns the term of an entry still in memory, or of logStart; undefined otherwise. */
+  /** Returns the term of an entry still in memory or of logStart, or undefined for any other index. */
   termAt(index: number): number | undefined {
     return this.log.termAt(index);
   }
@@ -214,7 +216,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed += 1;
-    if (this.electionElapsed >= this.electionTimeoutTicks) this.campaign();
+    if (this.electionElapsed >= this.randomizedElectionTimeoutTicks) this.campaign();
   }
 
   private tickLeader(): void {
@@ -263,10 +265,10 @@ export class Raft {
     return true;
   }
 
-  /** Answers a message from an earlier term so that its sender learns the current one. */
-  private answerStaleTerm(message: Message): void {
+  /** Responds to a message from an earlier term so that its sender learns the current term. */
+  private respondToStaleTerm(message: Message): void {
     if (message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot') {
-      this.sendAppendResponse(message.from, false, 0);
+      this.sendAppendResponse(message.from, { success: false, matchIndex: 0, rejectHintIndex: 0, rejectHintTerm: 0 });
     } else if (message.type === 'vote') {
       this.sendVoteResponse(message, false);
     }
@@ -334,7 +336,7 @@ export class Raft {
     this.sendVoteResponse(message, granted);
     this.config.logger?.debug(
       { term: this.term, candidate: message.from, preVote: message.preVote, granted, upToDate },
-      'answered vote request',
+      'responded to vote request',
     );
     if (granted && !message.preVote) {
       this.vote = message.from;
@@ -344,7 +346,7 @@ export class Raft {
 
   private handleVoteResponse(message: VoteResponse): void {
     if (this.role === 'precandidate') {
-      // A granted pre-vote carries the term asked for, a rejection the voter's own.
+      // A granted pre-vote carries the requested term, a rejection the voter's own term.
       const expectedTerm = message.granted ? this.term + 1 : this.term;
       if (!message.preVote || message.term !== expectedTerm) return;
     } else if (this.role !== 'candidate' || message.preVote) {
@@ -355,7 +357,7 @@ export class Raft {
     this.tallyVotes();
   }
 
-  /** Acts on a decided election; returns whether it is decided. */
+  /** Acts on the election if the votes received decide it, and returns whether they do. */
   private tallyVotes(): boolean {
     let granted = 0;
     for (const vote of this.votes.values()) if (vote) granted += 1;
@@ -399,68 +401,20 @@ export class Raft {
 
   private handleAppend(message: AppendRequest): void {
     this.followLeader(message.from);
-    const commit = this.log.commitIndex;
-    if (message.prevLogIndex < commit) {
-      this.appendAfterCommit(message, commit);
-      return;
+    const outcome = appendFromLeader(this.log, message);
+    if (!outcome.success) {
+      this.config.logger?.debug(
+        {
+          term: this.term,
+          prevLogIndex: message.prevLogIndex,
+          prevLogTerm: message.prevLogTerm,
+          hintIndex: outcome.rejectHintIndex,
+          hintTerm: outcome.rejectHintTerm,
+        },
+        'rejected append',
+      );
     }
-    if (this.log.termAt(message.prevLogIndex) !== message.prevLogTerm) {
-      this.rejectAppend(message);
-      return;
-    }
-    this.acceptEntries(message, message.prevLogIndex, message.entries);
-  }
-
-  /**
-   * Handles an append that starts below the commit index. Committed entries
-   * are in every later leader's log, so the ones in the request are skipped.
-   */
-  private appendAfterCommit(message: AppendRequest, commit: number): void {
-    const skip = commit - message.prevLogIndex;
-    const lastSkipped = message.entries[Math.min(skip, message.entries.length) - 1];
-    const ownTerm = lastSkipped === undefined ? undefined : this.log.termAt(lastSkipped.index);
-    if (lastSkipped !== undefined && ownTerm !== undefined) {
-      assertInvariant(lastSkipped.term === ownTerm, 'committed entries match the leader', {
-        index: lastSkipped.index,
-        leaderTerm: lastSkipped.term,
-        ownTerm,
-      });
-    }
-    if (message.entries.length <= skip) {
-      this.sendAppendResponse(message.from, true, commit);
-      return;
-    }
-    this.acceptEntries(message, commit, message.entries.slice(skip));
-  }
-
-  private acceptEntries(message: AppendRequest, prevLogIndex: number, entries: readonly Entry[]): void {
-    const lastNewIndex = this.log.appendFromLeader(prevLogIndex, entries);
-    this.log.commitTo(Math.min(message.commit, lastNewIndex));
-    this.sendAppendResponse(message.from, true, lastNewIndex);
-  }
-
-  /**
-   * Rejects an append whose previous entry does not match. The hint is the
-   * last entry at or below prevLogIndex with a term no later than
-   * prevLogTerm, so the leader can skip a whole divergent term at once.
-   */
-  private rejectAppend(message: AppendRequest): void {
-    const hintIndex = this.log.findConflictByTerm(Math.min(message.prevLogIndex, this.log.lastIndex), message.prevLogTerm);
-    const hintTerm = this.log.termAt(hintIndex) ?? 0;
-    this.config.logger?.debug(
-      { term: this.term, prevLogIndex: message.prevLogIndex, prevLogTerm: message.prevLogTerm, hintIndex, hintTerm },
-      'rejected append',
-    );
-    this.outbox.push({
-      type: 'appendResponse',
-      from: this.config.id,
-      to: message.from,
-      term: this.term,
-      success: false,
-      matchIndex: 0,
-      rejectHintIndex: hintIndex,
-      rejectHintTerm: hintTerm,
-    });
+    this.sendAppendResponse(message.from, outcome);
   }
 
   private handleHeartbeat(message: HeartbeatRequest): void {
@@ -470,8 +424,8 @@ export class Raft {
   }
 
   /**
-   * Installs the leader's snapshot unless the log already holds its last
-   * entry. A log that holds it may also hold entries after it that this member
+   * Installs the leader's snapshot unless the log already contains its last
+   * entry. Such a log may also contain entries after it that this member
    * acknowledged, so it is kept and only the commit index moves.
    */
   private handleSnapshot(message: SnapshotRequest): void {
@@ -479,7 +433,7 @@ export class Raft {
     const snapshot = message.snapshot;
     if (snapshot.index <= this.log.commitIndex || this.log.termAt(snapshot.index) === snapshot.term) {
       this.log.commitTo(snapshot.index);
-      this.sendAppendResponse(message.from, true, this.log.commitIndex);
+      this.sendAppendResponse(message.from, success(this.log.commitIndex));
       return;
     }
     this.log.restore(snapshot);
@@ -488,20 +442,11 @@ export class Raft {
       { term: this.term, leaderId: message.from, snapshotIndex: snapshot.index, snapshotTerm: snapshot.term },
       'installing snapshot',
     );
-    this.sendAppendResponse(message.from, true, snapshot.index);
+    this.sendAppendResponse(message.from, success(snapshot.index));
   }
 
-  private sendAppendResponse(to: NodeId, success: boolean, matchIndex: number): void {
-    this.outbox.push({
-      type: 'appendResponse',
-      from: this.config.id,
-      to,
-      term: this.term,
-      success,
-      matchIndex,
-      rejectHintIndex: 0,
-      rejectHintTerm: 0,
-    });
+  private sendAppendResponse(to: NodeId, outcome: AppendOutcome): void {
+    this.outbox.push({ type: 'appendResponse', from: this.config.id, to, term: this.term, ...outcome });
   }
 
   // Leader side.
@@ -510,7 +455,7 @@ export class Raft {
    * Commits the largest index stored on a majority, if its entry is of the
    * current term. An entry of an earlier term never commits by counting
    * replicas, because a later leader may still overwrite it. It commits along
-   * with the current term's entry after it (Raft paper, section 5.4.2).
+   * with the current term's entry after it.
    */
   private maybeCommit(): void {
     const replication = this.leaderReplication();
@@ -549,7 +494,7 @@ export class Raft {
     this.leaderId = null;
     this.resetElectionTimer();
     const fields = { term: this.term, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm };
-    // A member cut off from the others repeats this every timeout: keep the repeats out of info.
+    // A member cut off from the others repeats this every timeout, so repeats log at debug level.
     if (repeated) this.config.logger?.debug(fields, 'became precandidate');
     else this.config.logger?.info(fields, 'became precandidate');
   }
@@ -581,7 +526,7 @@ export class Raft {
 
   private resetElectionTimer(): void {
     this.electionElapsed = 0;
-    this.electionTimeoutTicks = this.drawElectionTimeout();
+    this.randomizedElectionTimeoutTicks = this.drawElectionTimeout();
   }
 
   private drawElectionTimeout(): number {

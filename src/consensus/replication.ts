@@ -4,8 +4,8 @@ import type { AppendResponse, Message, NodeId, PeerProgress, RaftConfig } from '
 
 /**
  * Heartbeat responses from a pipelining follower, with appends in flight and
- * no progress, after which the leader takes those appends as lost. Answers
- * to appends leave the follower no later than answers to the heartbeats sent
+ * no progress, after which the leader takes those appends as lost. Responses
+ * to appends leave the follower no later than responses to the heartbeats sent
  * after them, so two heartbeat intervals without progress mean a loss unless
  * the network reorders.
  */
@@ -57,7 +57,7 @@ export class Replication {
     }
   }
 
-  /** Updates the follower's progress; returns whether its matchIndex grew. */
+  /** Updates the follower's progress and returns whether its matchIndex grew. */
   handleAppendResponse(message: AppendResponse, log: RaftLog): boolean {
     const progress = this.peers.get(message.from);
     if (progress === undefined) return false;
@@ -67,7 +67,7 @@ export class Replication {
       return false;
     }
     const grown = progress.updateMatch(message.matchIndex);
-    // A probe answered at the known match index also proves where the logs match.
+    // A success at the known match index also confirms a probe, because it shows where the logs match.
     const confirmsProbe = progress.state === 'probe' && message.matchIndex === progress.matchIndex;
     if (grown || confirmsProbe || progress.state === 'snapshot') {
       this.leaveProbeOrSnapshot(progress, log);
@@ -78,7 +78,7 @@ export class Replication {
 
   /**
    * Marks the follower active and lets it get more entries if it is behind.
-   * A follower that answers heartbeats but not the appends in flight lost
+   * A follower that responds to heartbeats but not to the appends in flight lost
    * them, so it goes back to probe state and gets them again.
    */
   handleHeartbeatResponse(from: NodeId, lastIndex: number): void {
@@ -89,8 +89,10 @@ export class Replication {
   }
 
   /**
-   * Advances the followers' clocks. A snapshot without an answer within an
+   * Advances the followers' clocks. A snapshot without a response within an
    * election timeout puts the follower back in probe state, which sends it again.
+   * NOTE: a transfer slower than an election timeout gets the same snapshot
+   * message again, so the driver should not restart a transfer in progress.
    */
   tick(): void {
     for (const progress of this.peers.values()) {
@@ -152,7 +154,7 @@ export class Replication {
     }
   }
 
-  /** An append without entries still carries a new commit index, or probes where the logs match. */
+  /** Returns whether an append without entries is worth sending: it carries a new commit index or probes the logs. */
   private needsEmptyAppend(progress: Progress, log: RaftLog): boolean {
     if (progress.commitSent < log.commitIndex) return true;
     return progress.state === 'probe' && progress.matchIndex < progress.nextIndex - 1;
@@ -160,16 +162,17 @@ export class Replication {
 
   private sendSnapshot(progress: Progress, log: RaftLog, out: Message[]): void {
     const snapshot = log.snapshot;
+    const resent = progress.pendingSnapshotIndex === snapshot.index;
     out.push({ type: 'snapshot', from: this.config.id, to: progress.id, term: this.term, snapshot });
     progress.becomeSnapshot(snapshot.index);
-    this.config.logger?.info(
-      { term: this.term, peer: progress.id, snapshotIndex: snapshot.index, nextIndex: progress.nextIndex },
-      'sending snapshot',
-    );
+    const fields = { term: this.term, peer: progress.id, snapshotIndex: snapshot.index, nextIndex: progress.nextIndex };
+    // An unreachable follower gets the same snapshot every election timeout, so repeats log at debug level.
+    if (resent) this.config.logger?.debug(fields, 'sending snapshot');
+    else this.config.logger?.info(fields, 'sending snapshot');
   }
 
   private handleRejection(progress: Progress, message: AppendResponse, log: RaftLog): void {
-    // A hint below matchIndex answers an append that a later success superseded.
+    // A hint below matchIndex belongs to an append that a later success superseded.
     if (progress.state === 'snapshot' || message.rejectHintIndex < progress.matchIndex) return;
     const probeIndex =
       message.rejectHintTerm > 0

@@ -301,13 +301,26 @@ export class Member extends EventEmitter {
 
   private handleReady(ready: Ready): void {
     if (ready.snapshot) this.installSnapshot(ready.snapshot);
+    const early = this.leaderMessagesBeforePersist(ready);
+    this.sendMessages(early);
     this.persist(ready);
-    this.sendMessages(ready.messages);
+    this.sendMessages(early.length === 0 ? ready.messages : ready.messages.filter((m) => !early.includes(m)));
     if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
     if (ready.softState.role !== this.softState.role || ready.softState.leaderId !== this.softState.leaderId) {
       this.onSoftState(ready.softState);
     }
     this.softState = ready.softState;
+  }
+
+  /**
+   * Returns the leader's appends, heartbeats and snapshot notices, which may go
+   * out before its own fsync, so followers write in parallel with the leader.
+   * This is safe because the leader counts its own entries towards commit only
+   * after advance(), and these messages depend on no unwritten term or vote.
+   */
+  private leaderMessagesBeforePersist(ready: Ready): Message[] {
+    if (ready.softState.role !== 'leader' || ready.softState.term !== this.persistedHardState.term) return [];
+    return ready.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot');
   }
 
   /**

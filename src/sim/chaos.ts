@@ -10,7 +10,7 @@ export interface ChaosRates {
   readonly healRate: number;
   readonly crashRate: number;
   readonly compactRate: number;
-  /** Longest a crashed member stays down, in ticks. */
+  /** Maximum time a crashed member stays down, in ticks. */
   readonly downTicksMax: number;
 }
 
@@ -90,15 +90,21 @@ export class ChaosSchedule {
     this.cluster.log('network healed');
   }
 
+  /** Crashes the leader half of the time, otherwise any member that is up. */
   private crash(): void {
     const up = this.cluster.upMembers();
     if (up.length === 0) return;
-    const victim = this.rng.pick(up);
+    const leader = this.cluster.leader();
+    const victim = leader !== undefined && this.rng.chance(0.5) ? leader : this.rng.pick(up);
     this.cluster.crash(victim.id, this.rng.pick(CRASH_POINTS));
-    this.restartAt.set(victim.id, this.tick + this.rng.int(1, this.rates.downTicksMax));
   }
 
+  /** Restarts members whose downtime is over; draws a downtime for newly crashed ones. */
   private restartDue(): void {
+    for (const member of this.cluster.members) {
+      if (member.isUp || this.restartAt.has(member.id)) continue;
+      this.restartAt.set(member.id, this.tick + this.rng.int(0, this.rates.downTicksMax));
+    }
     for (const [id, tick] of [...this.restartAt]) {
       if (tick > this.tick) continue;
       this.restartAt.delete(id);

@@ -1,5 +1,5 @@
-import type { Message, NodeId, ProposeResult, RaftConfig, SoftState } from '../consensus/types';
-import { handleReady, type CrashPoint, type DriverContext } from './driver';
+import type { Message, NodeId, ProposeResult, RaftConfig, Ready, SoftState } from '../consensus/types';
+import { CRASH_POINTS, handleReady, type CrashPoint, type DriverContext } from './driver';
 import { EventQueue } from './event-queue';
 import { InvariantChecker } from './invariants';
 import { Member } from './member';
@@ -40,6 +40,13 @@ export interface ClusterOptions {
   readonly readyDeferRate: number;
   /** Largest difference of a member's tick period from one tick, in time units. */
   readonly tickSkewUnitsMax: number;
+  /**
+   * Probability that a member crashes while handling a Ready that persists
+   * entries or hard state, at a random point of it. These crashes hit right
+   * around votes and appends, where a crash between two ticks rarely lands.
+   * Default 0.
+   */
+  readonly readyCrashRate?: number;
   readonly traceLinesKept?: number;
   readonly echoTrace?: (line: string) => void;
 }
@@ -64,6 +71,8 @@ export class Cluster implements DriverContext {
   readonly rng: Rng;
   /** Simulated time in time units; TIME_UNITS_PER_TICK make one tick. */
   now = 0;
+  /** Probability of a crash while handling a Ready; starts at options.readyCrashRate. */
+  readyCrashRate: number;
   messagesSent = 0;
   /** Messages delivered so far, by message type, and rejected appends as `appendReject`. */
   readonly deliveredCounts = new Map<string, number>();
@@ -83,6 +92,7 @@ export class Cluster implements DriverContext {
     this.network = new Network(ids, options.faults);
     this.trace = new Trace(options.traceLinesKept, options.echoTrace ?? null);
     this.checker = new InvariantChecker(this.members);
+    this.readyCrashRate = options.readyCrashRate ?? 0;
   }
 
   /** Starts every member, as a new cluster does. */
@@ -188,6 +198,11 @@ export class Cluster implements DriverContext {
     const delays = this.network.route(this.networkRng);
     if (delays.length === 0) this.log(`lost ${describeMessage(message)}`);
     for (const delay of delays) this.queue.schedule(this.now + delay, () => this.deliver(envelope));
+  }
+
+  drawCrashPoint(ready: Ready): CrashPoint | null {
+    if (this.readyCrashRate === 0 || (ready.entries.length === 0 && ready.hardState === null)) return null;
+    return this.schedulingRng.chance(this.readyCrashRate) ? this.schedulingRng.pick(CRASH_POINTS) : null;
   }
 
   noteSoftState(member: Member, softState: SoftState): void {

@@ -20,20 +20,24 @@ export interface DriverContext {
   readonly ledger: ProposalLedger;
   send(from: Member, message: Message): void;
   noteSoftState(member: Member, softState: SoftState): void;
+  /** Returns where a random crash hits this Ready, or null for none. */
+  drawCrashPoint(ready: Ready): CrashPoint | null;
   log(text: string): void;
 }
 
 /**
  * Performs one Ready in the order the core requires: install the snapshot,
  * persist entries and hard state, send messages, apply committed entries,
- * advance. With `crashAt` the member crashes at that point instead of
- * finishing. Returns false when it crashed.
+ * advance. The member crashes at `forcedCrashAt`, or else at the point
+ * context.drawCrashPoint() returns, instead of finishing. Returns false when
+ * it crashed.
  */
-export function handleReady(context: DriverContext, member: Member, crashAt: CrashPoint | null): boolean {
+export function handleReady(context: DriverContext, member: Member, forcedCrashAt: CrashPoint | null): boolean {
   const core = member.core;
   if (core === null || !core.hasReady()) return true;
-  if (crashAt === 'beforePersist') return crash(context, member, crashAt);
   const ready = core.ready();
+  const crashAt = forcedCrashAt ?? context.drawCrashPoint(ready);
+  if (crashAt === 'beforePersist') return crash(context, member, crashAt);
   context.noteSoftState(member, ready.softState);
   if (ready.snapshot !== null) installSnapshot(context, member, ready);
   persist(context, member, ready);

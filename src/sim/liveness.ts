@@ -36,7 +36,7 @@ export function isConverged(cluster: Cluster): boolean {
 }
 
 /**
- * Heals the network and restarts crashed members, all of them or just enough
+ * Heals the network, stops crashes and restarts crashed members, all of them or just enough
  * for a majority, then requires that within `ticksMax` ticks a leader is
  * elected, every pending entry commits on every up member, and fresh
  * proposals commit too. Throws an InvariantViolation otherwise.
@@ -44,6 +44,7 @@ export function isConverged(cluster: Cluster): boolean {
 export function checkLiveness(cluster: Cluster, rng: Rng, ticksMax: number): void {
   cluster.network.heal();
   cluster.network.faults = HEALED_NETWORK;
+  cluster.readyCrashRate = 0;
   restartMajority(cluster, rng);
   cluster.log(`liveness: network healed, up ${cluster.upMembers().map((member) => member.id).join(',')}`);
   let batch: readonly string[] | null = null;

@@ -46,7 +46,7 @@ function drawShape(seed: number, settings: RunSettings): RunShape {
     heartbeatIntervalTicks: rng.pick([1, 2, 3]),
     preVote: rng.chance(0.75),
     checkQuorum: rng.chance(0.75),
-    appendEntriesMax: rng.pick([1, 4, 64]),
+    appendEntriesMax: rng.pick([1, 1, 4, 64]),
     appendBytesMax: rng.pick([16, 64 * 1024]),
     inflightAppendsMax: rng.pick([1, 2, 8]),
   };
@@ -64,7 +64,7 @@ function drawShape(seed: number, settings: RunSettings): RunShape {
     healRate: rng.pick([0.05, 0.1, 0.3]),
     crashRate: rng.pick([0, 0.01, 0.03, 0.06]),
     compactRate: rng.pick([0, 0.05, 0.2]),
-    downTicksMax: rng.pick([5, 20, 60]),
+    downTicksMax: rng.pick([2, 5, 20, 60]),
   };
   const cluster: ClusterOptions = {
     seed,
@@ -72,6 +72,7 @@ function drawShape(seed: number, settings: RunSettings): RunShape {
     core,
     faults,
     readyDeferRate: rng.pick([0, 0.3, 0.7]),
+    readyCrashRate: rng.pick([0, 0.005, 0.02, 0.05]),
     tickSkewUnitsMax: rng.pick([0, 1, 2, 3]),
     traceLinesKept: settings.traceLinesKept,
     echoTrace: settings.echoTrace,
@@ -87,7 +88,8 @@ function describeShape(shape: RunShape): string {
     `preVote=${cluster.core.preVote} checkQuorum=${cluster.core.checkQuorum}`,
     `heartbeat=${cluster.core.heartbeatIntervalTicks} appendMax=${cluster.core.appendEntriesMax} inflight=${cluster.core.inflightAppendsMax}`,
     `loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} late=${faults.lateRate.toFixed(2)}`,
-    `crash=${rates.crashRate} partition=${rates.partitionRate} compact=${rates.compactRate} readyDefer=${cluster.readyDeferRate}`,
+    `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} down=${rates.downTicksMax}`,
+    `partition=${rates.partitionRate} compact=${rates.compactRate} readyDefer=${cluster.readyDeferRate}`,
   ].join(' ');
 }
 

@@ -85,4 +85,12 @@ test('invalid member id and address are rejected', () => {
   assert.throws(() => renderHaproxyConfig({ bindGrpc: '5000', members: [member] }), /invalid address "5000"/);
 });
 
+test('docker haproxy.cfg passes haproxy -c', () => {
+  // From dist/test/cli/ back to the repository root.
+  const file = path.join(__dirname, '../../../docker/haproxy.cfg');
+  const result = checkWithHaproxy(fs.readFileSync(file, 'utf8'));
+  assert.is(result.status, 0, result.output);
+  assert.ok(result.output.includes('Configuration file is valid'), result.output);
+});
+
 test.run();

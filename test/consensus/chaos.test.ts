@@ -7,6 +7,7 @@ import type { Entry, Message, NodeId, Ready } from '../../src/consensus/types';
 import { bytes, MemoryStore, seededRandom, TestMember, testConfig } from './cluster';
 
 const ids = ['a', 'b', 'c', 'd', 'e'];
+/** Seeds per variant. Set CHAOS_SEEDS to run more. */
 const seedCount = Number(process.env['CHAOS_SEEDS'] ?? 40);
 const actionsPerSeed = 4000;
 
@@ -82,7 +83,7 @@ class ChaosCluster {
     return values[Math.floor(this.random() * values.length)] as T;
   }
 
-  /** Takes every Ready of the member; persisting them waits for persistRandom or settle. */
+  /** Takes every Ready of the member. They are persisted later, by persistRandom or settle. */
   private flush(id: NodeId): void {
     const raft = this.member(id).raft;
     const queue = this.unpersisted.get(id) as Ready[];

@@ -90,7 +90,7 @@ export class MemoryStore {
     };
   }
 
-  /** Performs steps 1, 2 and 4 of a Ready; `snapshotData` is the state machine the snapshot holds. */
+  /** Performs steps 1, 2 and 4 of a Ready. `snapshotData` is the state machine the snapshot contains. */
   perform(ready: Ready, snapshotData: readonly Entry[] | undefined): void {
     if (ready.snapshot !== null) {
       if (snapshotData === undefined) throw new Error(`no snapshot data staged for index ${ready.snapshot.index}`);
@@ -223,7 +223,7 @@ export class TestCluster {
     return [...this.members.keys()].filter((id) => this.raft(id).status().role === 'leader');
   }
 
-  /** Ticks everyone until exactly one leader that is not cut off exists; returns it. */
+  /** Ticks everyone until exactly one leader that is not cut off exists, and returns it. */
   electLeader(ticksMax = 200): NodeId {
     for (let i = 0; i < ticksMax; i += 1) {
       const leaders = this.leaders().filter((id) => !this.isolated.has(id));

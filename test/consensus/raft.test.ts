@@ -175,7 +175,7 @@ test('check-quorum: follower in lease ignores vote request', () => {
   voter.ready();
   voter.step({ type: 'vote', from: 'c', to: 'a', term: 2, preVote: false, lastLogIndex: 5, lastLogTerm: 1 });
   assert.is(voter.status().term, 1, 'the term is not bumped');
-  assert.equal(voteResponses(voter.ready().messages), [], 'no answer at all');
+  assert.equal(voteResponses(voter.ready().messages), [], 'no response at all');
 });
 
 test('higher term in a response makes a leader step down', () => {
@@ -217,8 +217,34 @@ test('election timeout drawn in [T, 2T)', () => {
       member.tick();
       ticks += 1;
     }
-    assert.ok(ticks >= 10 && ticks < 20, `timeout ${ticks} for random ${value}`);
+    assert.ok(ticks >= 10, `timeout ${ticks} for random ${value}`);
+    assert.ok(ticks < 20, `timeout ${ticks} for random ${value}`);
   }
+});
+
+test('rejected pre-vote from higher term steps down', () => {
+  const member = new Raft(testConfig('a', ids, 1, { random: () => 0 }), emptyRestoredState());
+  for (let i = 0; i < 10; i += 1) member.tick();
+  assert.is(member.status().role, 'precandidate');
+  member.step({ type: 'voteResponse', from: 'b', to: 'a', term: 7, preVote: true, granted: false });
+  const status = member.status();
+  assert.is(status.role, 'follower');
+  assert.is(status.term, 7);
+});
+
+test('role changes are logged with fields', () => {
+  const lines: { message: string; fields: object }[] = [];
+  const record = (fields: object, message: string): void => {
+    lines.push({ message, fields });
+  };
+  const logger = { info: record, warn: record, debug: record };
+  const member = new Raft(testConfig('solo', ['solo'], 1, { logger }), emptyRestoredState());
+  for (let i = 0; i < 20; i += 1) member.tick();
+  const messages = lines.map((line) => line.message);
+  assert.ok(messages.includes('became precandidate'));
+  assert.ok(messages.includes('became candidate'));
+  const leader = lines.find((line) => line.message === 'became leader');
+  assert.equal(leader?.fields, { term: 1, leaderId: 'solo', lastLogIndex: 1 });
 });
 
 test('invalid config is rejected with the field name', () => {

@@ -11,7 +11,7 @@ function appendsTo(messages: readonly Message[], to: NodeId): AppendRequest[] {
   return messages.filter((m): m is AppendRequest => m.type === 'append' && m.to === to);
 }
 
-/** A store whose log holds entries with `terms` and whose first `committed` entries are applied. */
+/** Returns a store whose log has entries with `terms` and whose first `committed` entries are applied. */
 function storeWith(terms: readonly number[], term: number, committed: number): MemoryStore {
   const entries = entriesWithTerms(1, terms);
   const restored: RestoredState = {
@@ -72,7 +72,7 @@ test('leader counts itself only after its own fsync', () => {
 });
 
 test('entry of an earlier term is not committed by counting', () => {
-  // a holds entry 2 of term 2, which b lacks; c is cut off. a wins term 4.
+  // a has entry 2 of term 2, which b lacks, and c is cut off. a wins term 4.
   const stores = new Map([
     ['a', storeWith([1, 2], 3, 1)],
     ['b', storeWith([1], 3, 1)],

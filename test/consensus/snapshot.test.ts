@@ -25,6 +25,7 @@ function followerWithLog(terms: readonly number[], commit: number): Raft {
 test('snapshot message installs and replication continues', () => {
   const follower = followerWithLog([1, 1, 2], 1);
   follower.step({ type: 'snapshot', from: 'a', to: 'b', term: 3, snapshot: { index: 100, term: 3 } });
+
   const ready = follower.ready();
   assert.equal(ready.snapshot, { index: 100, term: 3 });
   assert.equal(ready.entries, []);
@@ -39,12 +40,14 @@ test('snapshot message installs and replication continues', () => {
     rejectHintIndex: 0,
     rejectHintTerm: 0,
   });
+
   follower.advance(ready);
   const status = follower.status();
   assert.is(status.commitIndex, 100);
   assert.is(status.appliedIndex, 100);
   assert.is(status.snapshotIndex, 100);
   assert.is(follower.termAt(3), undefined, 'the old log is gone');
+
   follower.step({
     type: 'append',
     from: 'a',
@@ -61,7 +64,7 @@ test('snapshot message installs and replication continues', () => {
   assert.is(appendResponses(next.messages)[0]?.matchIndex, 102);
 });
 
-test('snapshot at or below commit is answered at commit', () => {
+test('snapshot at or below commit acknowledged at commit', () => {
   const follower = followerWithLog([1, 1, 2, 2], 3);
   follower.step({ type: 'snapshot', from: 'a', to: 'b', term: 3, snapshot: { index: 2, term: 1 } });
   const ready = follower.ready();
@@ -72,7 +75,7 @@ test('snapshot at or below commit is answered at commit', () => {
   assert.is(follower.status().lastLogIndex, 4, 'the log is kept');
 });
 
-test('snapshot whose last entry the log holds keeps the log', () => {
+test('snapshot entry already in log keeps log', () => {
   const follower = followerWithLog([1, 1, 2, 2, 3], 1);
   follower.step({ type: 'snapshot', from: 'a', to: 'b', term: 3, snapshot: { index: 4, term: 2 } });
   const ready = follower.ready();

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Rng } from '../../src/sim/rng';
-import { agreedLeader, startCluster, termOf, waitForLeader, withTrace } from './helpers';
+import { agreedLeader, commitValues, freshValues, startCluster, termOf, waitForLeader, withTrace } from './helpers';
 
 test('initial election elects one leader', () => {
   const cluster = startCluster(3);
@@ -66,6 +66,27 @@ test('many elections with random disconnects', () => {
       cluster.network.heal();
       waitForLeader(cluster);
     }
+  });
+});
+
+test('stale candidates do not starve an up-to-date member', () => {
+  // Without pre-vote, a member with a stale log and a fast clock campaigns
+  // again and again and loses. Its vote requests must not reset the election
+  // timer of the member that can win, or that member never campaigns.
+  const cluster = startCluster(3, { tickSkewUnitsMax: 0, core: { preVote: false, checkQuorum: false } });
+  withTrace(cluster, () => {
+    const leader = waitForLeader(cluster);
+    const [stale, upToDate] = cluster.members.filter((member) => member !== leader);
+    if (stale === undefined || upToDate === undefined) throw new Error('expected two followers');
+    cluster.network.isolate(stale.id);
+    commitValues(cluster, freshValues(cluster, 3), [leader, upToDate]);
+
+    cluster.crash(leader.id);
+    stale.tickPeriodUnits = 7;
+    upToDate.tickPeriodUnits = 13;
+    cluster.network.heal();
+    const next = waitForLeader(cluster);
+    assert.is(next, upToDate, 'the member with the complete log wins');
   });
 });
 
