@@ -29,11 +29,15 @@ export function errorCode(error: unknown): grpc.status {
 }
 
 /**
- * Return true when an append that failed with this error may be sent again.
- * Appends deduplicate by valueset, so a retry of an append whose outcome is
- * unknown can store the valueset at most once.
+ * Return true when an append that failed with this error may be sent again:
+ * UNAVAILABLE, DEADLINE_EXCEEDED, or a call cut off by its server. Appends
+ * deduplicate by valueset, so a retry of an append whose outcome is unknown
+ * stores the valueset at most once.
  */
 export function isRetryableAppendError(error: unknown): boolean {
   const code = errorCode(error);
-  return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED;
+  if (code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED) return true;
+  // NOTE: grpc-js 1.14 reports a server that closes the stream without a
+  // status (as a member does when it stops) as INTERNAL "Received RST_STREAM".
+  return code === grpc.status.INTERNAL && error instanceof Error && error.message.includes('RST_STREAM');
 }

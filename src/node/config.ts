@@ -18,6 +18,8 @@ export interface MemberConfig {
   readonly httpAddress: string;
   readonly peers: readonly PeerAddress[];
   readonly snapshotThreshold: number;
+  /** Bounds the log's memory when valuesets are large: 100,000 entries of 64 KiB would be 6 GiB. */
+  readonly snapshotThresholdBytes: number;
   /** Entries kept below a snapshot so followers a little behind catch up from the log. */
   readonly snapshotKeepEntries: number;
   readonly tickMs: number;
@@ -47,7 +49,8 @@ export const memberFlags: readonly FlagSpec[] = [
   { name: 'raft', env: 'REPLOG_RAFT', help: 'HOST:PORT for peer traffic (default: the --grpc address)' },
   { name: 'http', env: 'REPLOG_HTTP', help: 'HOST:PORT of /status, /healthz, /readyz and /metrics' },
   { name: 'peers', env: 'REPLOG_PEERS', help: 'ID=HOST:PORT,... every member\'s peer address, this one included' },
-  { name: 'snapshot-threshold', env: 'REPLOG_SNAPSHOT_THRESHOLD', help: 'entries applied since the last snapshot that trigger a new one', default: '10000' },
+  { name: 'snapshot-threshold', env: 'REPLOG_SNAPSHOT_THRESHOLD', help: 'entries applied since the last snapshot that trigger a new one', default: '100000' },
+  { name: 'snapshot-threshold-bytes', env: 'REPLOG_SNAPSHOT_THRESHOLD_BYTES', help: 'bytes of entry data applied since the last snapshot that trigger a new one', default: '67108864' },
   { name: 'snapshot-keep-entries', env: 'REPLOG_SNAPSHOT_KEEP_ENTRIES', help: 'log entries kept below a snapshot for followers a little behind', default: '2000' },
   { name: 'tick-ms', env: 'REPLOG_TICK_MS', help: 'length of one Raft tick, in milliseconds', default: '20' },
   { name: 'election-timeout-ms', env: 'REPLOG_ELECTION_TIMEOUT_MS', help: 'minimum election timeout in milliseconds; the actual one is drawn from [T, 2T)', default: '1000' },
@@ -106,6 +109,7 @@ function buildConfig(
     httpAddress: parseAddress('http', required('http')),
     peers,
     snapshotThreshold: parseInteger('snapshot-threshold', required('snapshot-threshold'), 1, 1e9),
+    snapshotThresholdBytes: parseInteger('snapshot-threshold-bytes', required('snapshot-threshold-bytes'), 65536, 2 ** 40),
     snapshotKeepEntries: parseInteger('snapshot-keep-entries', required('snapshot-keep-entries'), 0, 1e9),
     tickMs: parseInteger('tick-ms', required('tick-ms'), 1, 1000),
     electionTimeoutMs: parseInteger('election-timeout-ms', required('election-timeout-ms'), 10, 600_000),

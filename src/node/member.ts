@@ -62,6 +62,7 @@ export class Member extends EventEmitter {
   private appliedIndex: number;
   private snapshotIndex: number;
   private snapshotInProgress = false;
+  private bytesSinceSnapshot = 0;
   private stagedSnapshot: { meta: SnapshotMeta; path: string } | null = null;
   private driveScheduled = false;
   private stopped = false;
@@ -376,6 +377,7 @@ export class Member extends EventEmitter {
         this.metrics.appendSeconds.observe((now - startedMs) / 1000);
       }
     }
+    for (const entry of entries) this.bytesSinceSnapshot += entry.data.length;
     const last = entries[entries.length - 1]!;
     this.appliedIndex = Math.max(this.appliedIndex, last.index);
     this.catchUp.applied(this.appliedIndex, entries.length);
@@ -403,8 +405,10 @@ export class Member extends EventEmitter {
   /** Starts a snapshot once enough entries were applied since the last one. */
   private maybeSnapshot(): void {
     if (this.snapshotInProgress) return;
-    if (this.appliedIndex - this.snapshotIndex < this.config.snapshotThreshold) return;
+    const enoughEntries = this.appliedIndex - this.snapshotIndex >= this.config.snapshotThreshold;
+    if (!enoughEntries && this.bytesSinceSnapshot < this.config.snapshotThresholdBytes) return;
     this.snapshotInProgress = true;
+    this.bytesSinceSnapshot = 0;
     const end = this.metrics.snapshotSeconds.startTimer();
     this.store
       .saveSnapshot()

@@ -1,4 +1,4 @@
-import type { Message, NodeId, ProposeResult, RaftConfig, Ready, SoftState } from '../consensus/types';
+import type { Message, NodeId, ProposeResult, RaftConfig, Ready, Role, SoftState } from '../consensus/types';
 import { CRASH_POINTS, handleReady, type CrashPoint, type DriverContext } from './driver';
 import { EventQueue } from './event-queue';
 import { InvariantChecker } from './invariants';
@@ -47,6 +47,13 @@ export interface ClusterOptions {
    * Default 0.
    */
   readonly readyCrashRate?: number;
+  /**
+   * Probability that a new leader crashes in its first Ready, after storing
+   * its no-op and before sending it: the step that leaves an entry of a
+   * newer term on one member only, as in Figure 8 of the Raft paper.
+   * Default 0.
+   */
+  readonly newLeaderCrashRate?: number;
   readonly traceLinesKept?: number;
   readonly echoTrace?: (line: string) => void;
 }
@@ -73,13 +80,19 @@ export class Cluster implements DriverContext {
   now = 0;
   /** Probability of a crash while handling a Ready; starts at options.readyCrashRate. */
   readyCrashRate: number;
+  /** Starts at options.newLeaderCrashRate. */
+  newLeaderCrashRate: number;
   messagesSent = 0;
+  /** Called with every message a member sends, before the network routes it. */
+  sendObserver: ((message: Message) => void) | null = null;
   /** Messages delivered so far, by message type, and rejected appends as `appendReject`. */
   readonly deliveredCounts = new Map<string, number>();
   private readonly queue: EventQueue;
   private readonly networkRng: Rng;
   private readonly schedulingRng: Rng;
   private readonly softStates = new Map<NodeId, string>();
+  /** Each member's role in the last Ready it handled. */
+  private readonly readyRoles = new Map<NodeId, Role>();
 
   constructor(readonly options: ClusterOptions) {
     const root = new Rng(options.seed);
@@ -93,6 +106,7 @@ export class Cluster implements DriverContext {
     this.trace = new Trace(options.traceLinesKept, options.echoTrace ?? null);
     this.checker = new InvariantChecker(this.members);
     this.readyCrashRate = options.readyCrashRate ?? 0;
+    this.newLeaderCrashRate = options.newLeaderCrashRate ?? 0;
   }
 
   /** Starts every member, as a new cluster does. */
@@ -134,6 +148,23 @@ export class Cluster implements DriverContext {
       this.runNextEvent();
     }
     this.now = end;
+  }
+
+  /**
+   * Runs event by event until `done` returns true, so a test can act between
+   * two events; returns false after `maxTicks`.
+   */
+  runEventsUntil(done: () => boolean, maxTicks: number): boolean {
+    const end = this.now + maxTicks * TIME_UNITS_PER_TICK;
+    while (!done()) {
+      const time = this.queue.peekTime();
+      if (time === undefined || time > end) {
+        this.now = end;
+        return false;
+      }
+      this.runNextEvent();
+    }
+    return true;
   }
 
   /** Runs tick by tick until `done` returns true; returns false after `maxTicks`. */
@@ -194,18 +225,22 @@ export class Cluster implements DriverContext {
 
   send(from: Member, message: Message): void {
     this.messagesSent += 1;
+    this.sendObserver?.(message);
     const envelope: Envelope = { message, snapshotData: this.snapshotDataFor(from, message) };
     const delays = this.network.route(this.networkRng);
     if (delays.length === 0) this.log(`lost ${describeMessage(message)}`);
     for (const delay of delays) this.queue.schedule(this.now + delay, () => this.deliver(envelope));
   }
 
-  drawCrashPoint(ready: Ready): CrashPoint | null {
+  drawCrashPoint(member: Member, ready: Ready): CrashPoint | null {
+    const newLeader = ready.softState.role === 'leader' && this.readyRoles.get(member.id) !== 'leader';
+    if (newLeader && this.newLeaderCrashRate > 0 && this.schedulingRng.chance(this.newLeaderCrashRate)) return 'afterPersist';
     if (this.readyCrashRate === 0 || (ready.entries.length === 0 && ready.hardState === null)) return null;
     return this.schedulingRng.chance(this.readyCrashRate) ? this.schedulingRng.pick(CRASH_POINTS) : null;
   }
 
   noteSoftState(member: Member, softState: SoftState): void {
+    this.readyRoles.set(member.id, softState.role);
     const text = `${softState.role} t${softState.term} leader=${String(softState.leaderId)}`;
     if (this.softStates.get(member.id) === text) return;
     this.softStates.set(member.id, text);

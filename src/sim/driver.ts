@@ -21,7 +21,7 @@ export interface DriverContext {
   send(from: Member, message: Message): void;
   noteSoftState(member: Member, softState: SoftState): void;
   /** Returns where a random crash hits this Ready, or null for none. */
-  drawCrashPoint(ready: Ready): CrashPoint | null;
+  drawCrashPoint(member: Member, ready: Ready): CrashPoint | null;
   log(text: string): void;
 }
 
@@ -36,7 +36,7 @@ export function handleReady(context: DriverContext, member: Member, forcedCrashA
   const core = member.core;
   if (core === null || !core.hasReady()) return true;
   const ready = core.ready();
-  const crashAt = forcedCrashAt ?? context.drawCrashPoint(ready);
+  const crashAt = forcedCrashAt ?? context.drawCrashPoint(member, ready);
   if (crashAt === 'beforePersist') return crash(context, member, crashAt);
   context.noteSoftState(member, ready.softState);
   if (ready.snapshot !== null) installSnapshot(context, member, ready);

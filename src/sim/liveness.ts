@@ -45,6 +45,7 @@ export function checkLiveness(cluster: Cluster, rng: Rng, ticksMax: number): voi
   cluster.network.heal();
   cluster.network.faults = HEALED_NETWORK;
   cluster.readyCrashRate = 0;
+  cluster.newLeaderCrashRate = 0;
   restartMajority(cluster, rng);
   cluster.log(`liveness: network healed, up ${cluster.upMembers().map((member) => member.id).join(',')}`);
   let batch: readonly string[] | null = null;

@@ -73,6 +73,7 @@ function drawShape(seed: number, settings: RunSettings): RunShape {
     faults,
     readyDeferRate: rng.pick([0, 0.3, 0.7]),
     readyCrashRate: rng.pick([0, 0.005, 0.02, 0.05]),
+    newLeaderCrashRate: rng.pick([0, 0.1, 0.3]),
     tickSkewUnitsMax: rng.pick([0, 1, 2, 3]),
     traceLinesKept: settings.traceLinesKept,
     echoTrace: settings.echoTrace,
@@ -88,7 +89,7 @@ function describeShape(shape: RunShape): string {
     `preVote=${cluster.core.preVote} checkQuorum=${cluster.core.checkQuorum}`,
     `heartbeat=${cluster.core.heartbeatIntervalTicks} appendMax=${cluster.core.appendEntriesMax} inflight=${cluster.core.inflightAppendsMax}`,
     `loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} late=${faults.lateRate.toFixed(2)}`,
-    `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} down=${rates.downTicksMax}`,
+    `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} newLeaderCrash=${cluster.newLeaderCrashRate ?? 0} down=${rates.downTicksMax}`,
     `partition=${rates.partitionRate} compact=${rates.compactRate} readyDefer=${cluster.readyDeferRate}`,
   ].join(' ');
 }

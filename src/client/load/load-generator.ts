@@ -158,15 +158,19 @@ class LoadTally {
   }
 
   private latencySummaryMs(): LatencySummaryMs {
+    if (this.acknowledged === 0) return { p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+    const maxMs = this.histogram.maxValue / 1000;
+    // A percentile is the top of its bucket (3 significant digits), which can
+    // exceed the largest recorded value; cap it so that p99.9 <= max.
     const atPercentile = (percentile: number): number =>
-      this.acknowledged === 0 ? 0 : this.histogram.getValueAtPercentile(percentile) / 1000;
+      Math.min(maxMs, this.histogram.getValueAtPercentile(percentile) / 1000);
     return {
       p50: atPercentile(50),
       p90: atPercentile(90),
       p99: atPercentile(99),
       p999: atPercentile(99.9),
-      max: this.acknowledged === 0 ? 0 : this.histogram.maxValue / 1000,
-      mean: this.acknowledged === 0 ? 0 : this.histogram.mean / 1000,
+      max: maxMs,
+      mean: this.histogram.mean / 1000,
     };
   }
 }
