@@ -12,7 +12,7 @@ export class FlagError extends Error {
 /** Exit status of a command whose flags are invalid. */
 export const invalidFlagsExitCode = 2;
 
-/** Where a command writes; tests pass their own streams. */
+/** Standard streams of a command; tests pass their own. */
 export interface CliIo {
   readonly stdin: NodeJS.ReadableStream;
   readonly stdout: NodeJS.WritableStream;

@@ -71,14 +71,29 @@ export async function run(argv: string[]): Promise<number> {
   const haproxy = haproxyInstalled()
     && cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
   printAddresses(cluster, haproxy);
+  let stopping = false;
+  watchMembers(cluster, () => stopping);
   return new Promise((resolve) => {
     const stop = (): void => {
+      stopping = true;
       console.log('\nstopping members and HAProxy...');
       cluster.stopAll().then(() => resolve(0));
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** Reports a member that exits on its own, with the command that restarts it. */
+function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
+  for (const [id, child] of cluster.processes) {
+    child.once('exit', (code, signal) => {
+      if (stopping()) return;
+      const how = signal ? `signal ${signal}` : `exit code ${code}`;
+      console.log(`\n${id} stopped (${how}); restart it with:`);
+      console.log(`  npx replog ${cluster.memberArgv(id).join(' ')}`);
+    });
+  }
 }
 
 function printAddresses(cluster: LocalCluster, haproxy: boolean): void {

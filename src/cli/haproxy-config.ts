@@ -1,6 +1,6 @@
 import { parseHostPort, type HostPort } from '../client/target';
 
-/** One member as HAProxy sees it: its gRPC (Ingest) and HTTP addresses. */
+/** The gRPC (Ingest) and HTTP addresses of one member, as HAProxy connects to them. */
 export interface HaproxyMember {
   readonly id: string;
   readonly grpc: string;
@@ -86,7 +86,7 @@ function serverLine(member: HaproxyMember): string {
   const checkAddress = http.host === grpc.host ? '' : ` addr ${http.host}`;
   // The gRPC port speaks HTTP/2 only and the HTTP port HTTP/1.1, so checks need
   // their own protocol. HAProxy 2.6 ignores check-proto on default-server (the
-  // checks then fail with "Socket error"), so it stands on every server line.
+  // checks then fail with "Socket error"), so it is on every server line.
   return `    server ${member.id} ${formatAddress(grpc)} proto h2 check${checkAddress} port ${http.port} check-proto h1`;
 }
 

@@ -112,14 +112,16 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
     pool ? pool.append(0, valueset) : client.append(valueset, flags.deadlineMs);
 
   const tally = new SendTally();
+  const appendRetrying = (valueset: string): Promise<AppendResult> =>
+    appendWithRetry(() => appendOnce(valueset), flags.retryPolicy, () => {
+      tally.retries += 1;
+    });
   const progress = startProgress(flags, io, tally);
   const source = valuesetSource(flags, io);
   const startMs = performance.now();
   try {
     const workers = Array.from({ length: flags.concurrency }, () =>
-      sendWorker(source, (valueset) => appendWithRetry(() => appendOnce(valueset), flags.retryPolicy, () => {
-        tally.retries += 1;
-      }), tally, progress),
+      sendWorker(source, appendRetrying, tally, progress),
     );
     await Promise.all(workers);
     await pool?.close();
@@ -174,7 +176,7 @@ interface Progress {
   stop(): void;
 }
 
-/** A progress bar on stderr when stderr is a terminal; otherwise nothing. */
+/** Start a progress bar on stderr when stderr is a terminal; otherwise return a no-op. */
 function startProgress(flags: SendFlags, io: CliIo, tally: SendTally): Progress {
   if (!io.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const known = flags.count !== null;

@@ -19,10 +19,10 @@ export type MemberProbe =
   | { readonly address: string; readonly error: string };
 
 /**
- * How a member compares with the member that has applied the most:
- * `yes` at the same applied index with the same message count and digest,
- * `behind` at a lower applied index, `differs` at the same applied index with
- * another count or digest, `down` when it could not be asked.
+ * Comparison of a member with the member that has applied the most entries.
+ * `yes`: same applied index, message count and digest. `behind`: a lower
+ * applied index. `differs`: same applied index, another count or digest.
+ * `down`: the status request failed.
  */
 export type SyncState =
   | { readonly kind: 'yes' }
@@ -41,9 +41,9 @@ const digestPrefixLength = 12;
 export function assessSync(probes: readonly MemberProbe[]): SyncState[] {
   const statuses = probes.flatMap((probe) => ('status' in probe ? [probe.status] : []));
   const appliedMax = Math.max(...statuses.map((status) => status.appliedIndex));
-  const mostApplied = statuses.filter((status) => status.appliedIndex === appliedMax);
-  const agree = mostApplied.every(
-    (status) => status.messageCount === mostApplied[0]?.messageCount && status.digest === mostApplied[0]?.digest,
+  const membersAtMax = statuses.filter((status) => status.appliedIndex === appliedMax);
+  const agree = membersAtMax.every(
+    (status) => status.messageCount === membersAtMax[0]?.messageCount && status.digest === membersAtMax[0]?.digest,
   );
   return probes.map((probe): SyncState => {
     if (!('status' in probe)) return { kind: 'down' };
@@ -53,7 +53,7 @@ export function assessSync(probes: readonly MemberProbe[]): SyncState[] {
   });
 }
 
-/** True when every member answered and is in sync with the others. */
+/** True when every member returned its status and is in sync with the others. */
 export function allInSync(states: readonly SyncState[]): boolean {
   return states.length > 0 && states.every((state) => state.kind === 'yes');
 }

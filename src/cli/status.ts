@@ -18,7 +18,7 @@ import {
   type MemberProbe,
 } from './status-table';
 
-/** Time one member gets to answer `GET /status`. */
+/** Time limit for one member's reply to `GET /status`. */
 export const statusFetchTimeoutMs = 2_000;
 const watchSecondsMax = 3_600;
 
@@ -27,7 +27,7 @@ export const statusHelp = `Usage: replog status --http HOST:PORT[,HOST:PORT...] 
 Fetch every member's GET /status and print one table. "in sync" compares each
 member with the one that applied the most entries: yes, behind N (entries),
 DIFFERS (same applied index, other message count or digest) or down.
-Exit status 0 when every member answered and is in sync, 1 otherwise.
+Exit status 0 when every member returned its status and is in sync, 1 otherwise.
 
   --http HOST:PORT[,...]  the members' HTTP (status) addresses (required)
   --json                  print the members' status bodies and sync states as JSON
@@ -110,7 +110,7 @@ async function watchStatus(flags: StatusFlags, periodSeconds: number, io: CliIo)
   return exitCode;
 }
 
-/** Fetch and check one member's `/status`; never throws. */
+/** Fetch and check one member's `/status`; a failure becomes an error probe. */
 export async function probeMember(address: string): Promise<MemberProbe> {
   try {
     const response = await fetch(`http://${address}/status`, {

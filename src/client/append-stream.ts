@@ -5,7 +5,7 @@ import type { AppendReplyWire, AppendRequestWire, AppendResult } from './types';
 
 /** Settings of one `AppendStream` call. */
 export interface AppendStreamOptions {
-  /** Maximum number of appends sent and not yet answered. */
+  /** Maximum number of appends sent and still awaiting their reply. */
   readonly windowSize?: number;
   /**
    * Time the oldest unanswered append may wait for its reply. When it passes,
@@ -74,7 +74,7 @@ export class AppendStream {
     this.timeoutCheck.unref();
   }
 
-  /** Number of appends sent and not yet answered. */
+  /** Number of appends sent and still awaiting their reply. */
   get inFlight(): number {
     return this.pending.length - this.pendingHead;
   }
@@ -102,7 +102,7 @@ export class AppendStream {
   }
 
   /**
-   * Half-close the stream and wait until the server has answered and ended it.
+   * Half-close the stream and wait until the server has replied to every append and ended the call.
    * A server that does not end the call within `replyTimeoutMs` after its last
    * reply is cut off (the call is cancelled).
    */
@@ -141,12 +141,12 @@ export class AppendStream {
     }
   }
 
+  /** Mark the stream failed, so that later appends reject instead of waiting forever. */
   private onEnd(): void {
     const unanswered = this.inFlight;
-    if (unanswered > 0) {
-      this.fail(grpc.status.UNAVAILABLE, `server ended the stream with ${unanswered} appends unanswered`);
-    }
-    this.stop();
+    const reason =
+      unanswered > 0 ? `server ended the stream with ${unanswered} appends unanswered` : 'server ended the stream';
+    this.fail(grpc.status.UNAVAILABLE, reason);
   }
 
   private checkReplyTimeout(): void {

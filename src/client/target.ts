@@ -8,7 +8,7 @@ export interface HostPort {
 
 const portMax = 65_535;
 
-/** An address that cannot be used; `expected` says what form would work. */
+/** An address that cannot be used; `expected` describes the accepted form. */
 export class InvalidAddressError extends Error {
   constructor(
     readonly address: string,

@@ -71,14 +71,20 @@ export class LocalCluster {
     return spec;
   }
 
+  /** The `replog node` arguments of one member, after the CLI path. */
+  memberArgv(id: string, extraArgs: readonly string[] = []): string[] {
+    const spec = this.member(id);
+    return [
+      'node', '--id', id, '--data', spec.dataDir, '--grpc', spec.grpc, '--http', spec.http,
+      '--peers', this.peersFlag, ...this.memberArgs, ...extraArgs,
+    ];
+  }
+
   /** Starts (or restarts) one member process with its data folder. */
   startMember(id: string, extraArgs: readonly string[] = []): ChildProcess {
     const spec = this.member(id);
     const out = fs.openSync(spec.logFile, 'a');
-    const args = [
-      cliPath, 'node', '--id', id, '--data', spec.dataDir, '--grpc', spec.grpc, '--http', spec.http,
-      '--peers', this.peersFlag, ...this.memberArgs, ...extraArgs,
-    ];
+    const args = [cliPath, ...this.memberArgv(id, extraArgs)];
     const child = spawn(process.execPath, args, { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.processes.set(id, child);

@@ -29,7 +29,7 @@ export interface LatencySummaryMs {
   readonly mean: number;
 }
 
-/** What happened in the measured interval (warm-up excluded). */
+/** Results of the measured interval (warm-up excluded). */
 export interface LoadMeasurement {
   readonly measuredMs: number;
   /** Requests that succeeded with their reply inside the measured interval. */
