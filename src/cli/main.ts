@@ -14,7 +14,6 @@ const commands: Record<string, Command> = {
   send: { summary: 'append lines from stdin or N generated messages', load: () => import('./send') },
   status: { summary: 'show every member\'s role, indexes and digest in one table', load: () => import('./status') },
   bench: { summary: 'measure append throughput and latency', load: () => import('./bench') },
-  verify: { summary: 'check that every member stores the same messages (Read vs /status vs each other)', load: () => import('./verify') },
 };
 
 function usage(): string {
