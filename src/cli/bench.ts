@@ -72,7 +72,9 @@ async function bench(flags: BenchFlags, io: CliIo): Promise<number> {
   const client = connectIngest(flags.target);
   try {
     await client.waitForReady(flags.deadlineMs).catch(() => {
-      throw new Error(`cannot connect to ${flags.target} within ${flags.deadlineMs} ms`);
+      throw new Error(
+      `failed to connect to ${flags.target} within ${flags.deadlineMs} ms; check --target and that a member listens there`,
+    );
     });
     const load = benchOperation(client, flags);
     const workerCount = flags.mode === 'unary' ? flags.concurrency : flags.streams * flags.window;

@@ -103,7 +103,9 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
   // Fail fast on a wrong address instead of retrying every valueset.
   await client.waitForReady(flags.deadlineMs).catch(() => {
     client.close();
-    throw new Error(`cannot connect to ${flags.target} within ${flags.deadlineMs} ms`);
+    throw new Error(
+      `failed to connect to ${flags.target} within ${flags.deadlineMs} ms; check --target and that a member listens there`,
+    );
   });
   const pool = flags.stream
     ? new AppendStreamPool(client, 1, { windowSize: flags.concurrency, replyTimeoutMs: flags.deadlineMs })

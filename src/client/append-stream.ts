@@ -103,8 +103,8 @@ export class AppendStream {
 
   /**
    * Half-close the stream and wait until the server has replied to every append and ended the call.
-   * A server that does not end the call within `replyTimeoutMs` after its last
-   * reply is cut off (the call is cancelled).
+   * The call is cancelled when the server has not ended it `replyTimeoutMs`
+   * after close(), checked again every `replyTimeoutMs` while replies are due.
    */
   async close(): Promise<void> {
     if (!this.failure) this.call.end();
