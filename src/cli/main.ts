@@ -1,41 +1,33 @@
 #!/usr/bin/env node
-import { clusterHelp } from './cluster';
-import { nodeHelp } from './node';
 
 interface Command {
   readonly summary: string;
   readonly load: () => Promise<{ run(argv: string[]): Promise<number> }>;
+  /** The command's full help text, for `replog --help`. */
+  readonly help: () => Promise<string>;
 }
 
 // Commands load lazily, so `replog node` does not pay for the bench's libraries.
 const commands: Record<string, Command> = {
-  node: { summary: 'run one cluster member', load: () => import('./node') },
-  cluster: { summary: 'run a local cluster of 3 or 5 members behind HAProxy', load: () => import('./cluster') },
-  send: { summary: 'append lines from stdin or N generated messages', load: () => import('./send') },
-  status: { summary: 'show every member\'s role, indexes and digest in one table', load: () => import('./status') },
-  bench: { summary: 'measure append throughput and latency', load: () => import('./bench') },
+  node: { summary: 'run one cluster member', load: () => import('./node'), help: () => import('./node').then((m) => m.nodeHelp()) },
+  cluster: { summary: 'run a local cluster of 3 or 5 members behind HAProxy', load: () => import('./cluster'), help: () => import('./cluster').then((m) => m.clusterHelp) },
+  send: { summary: 'append lines from stdin or N generated messages', load: () => import('./send'), help: () => import('./send').then((m) => m.sendHelp) },
+  status: { summary: 'show every member\'s role, indexes and digest in one table', load: () => import('./status'), help: () => import('./status').then((m) => m.statusHelp) },
+  bench: { summary: 'measure append throughput and latency', load: () => import('./bench'), help: () => import('./bench').then((m) => m.benchHelp) },
+  verify: { summary: 'check that every member stores the same messages (Read vs /status vs each other)', load: () => import('./verify'), help: () => import('./verify').then((m) => m.verifyHelp) },
+  experiment: { summary: 'reproduce the prototype experiments (steady load, member down, load test) and write a report', load: () => import('./experiment'), help: () => import('./experiment').then((m) => m.experimentHelp) },
 };
 
-function usage(): string {
+async function usage(): Promise<string> {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return [
-    'usage: replog <command> [flags]',
-    '',
-    'commands:',
-    ...rows,
-    '',
-    'Run `replog <command> --help` for its flags.',
-    '',
-    nodeHelp(),
-    '',
-    clusterHelp,
-  ].join('\n');
+  const helps = await Promise.all(Object.values(commands).map((c) => c.help()));
+  return ['usage: replog <command> [flags]', '', 'commands:', ...rows, '', ...helps.flatMap((h) => [h.trimEnd(), ''])].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage());
+    console.log(await usage());
     return name === undefined ? 2 : 0;
   }
   const command = commands[name];

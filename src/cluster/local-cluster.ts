@@ -101,7 +101,8 @@ export class LocalCluster {
   /** Sends `signal` to a member and waits for its process to exit. */
   async stopMember(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.processes.get(id);
-    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    // A process killed by a signal has exitCode null and signalCode set; either means it is gone.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill(signal);
     return exited;
@@ -128,7 +129,7 @@ export class LocalCluster {
 
   async stopAll(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await Promise.all([...this.processes.keys()].map((id) => this.stopMember(id, signal)));
-    if (this.haproxy && this.haproxy.exitCode === null) {
+    if (this.haproxy && this.haproxy.exitCode === null && this.haproxy.signalCode === null) {
       const exited = new Promise((resolve) => this.haproxy!.once('exit', resolve));
       this.haproxy.kill('SIGTERM');
       await exited;
