@@ -18,7 +18,7 @@ interface MessageWire {
   readonly receivedAtMs: number;
 }
 
-/** Requests read but not yet answered on one AppendStream before it is paused. */
+/** Requests received on one AppendStream without a reply yet, before the stream is paused. */
 const streamInflightMax = 8192;
 /** Rows read from SQLite per step of a Read stream. */
 const readPageSize = 1000;
@@ -45,7 +45,7 @@ export function ingestServiceHandlers(member: Member, log: Logger): grpc.Untyped
   };
 }
 
-/** Answers each request in request order, pausing the stream while too many are open. */
+/** Replies to each request in request order, pausing the stream while too many are open. */
 function handleAppendStream(member: Member, call: grpc.ServerDuplexStream<AppendRequestWire, object>): void {
   let tail: Promise<void> = Promise.resolve();
   let inflight = 0;

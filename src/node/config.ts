@@ -27,7 +27,7 @@ export interface MemberConfig {
   readonly heartbeatIntervalMs: number;
   /** Server-side bound on waiting for an append to commit and apply. */
   readonly appendTimeoutMs: number;
-  /** Appends accepted but not yet answered; more are rejected with RESOURCE_EXHAUSTED. */
+  /** Appends accepted but not yet replied to; more are rejected with RESOURCE_EXHAUSTED. */
   readonly pendingAppendsMax: number;
   readonly logLevel: string;
 }
@@ -55,7 +55,7 @@ export const memberFlags: readonly FlagSpec[] = [
   { name: 'tick-ms', env: 'REPLOG_TICK_MS', help: 'length of one Raft tick, in milliseconds', default: '20' },
   { name: 'election-timeout-ms', env: 'REPLOG_ELECTION_TIMEOUT_MS', help: 'minimum election timeout in milliseconds; the actual one is drawn from [T, 2T)', default: '1000' },
   { name: 'heartbeat-interval-ms', env: 'REPLOG_HEARTBEAT_INTERVAL_MS', help: 'leader heartbeat interval in milliseconds', default: '100' },
-  { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'longest wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
+  { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'maximum wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
   { name: 'pending-appends-max', env: 'REPLOG_PENDING_APPENDS_MAX', help: 'appends in progress on this member before RESOURCE_EXHAUSTED', default: '50000' },
   { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace', default: 'info' },
 ];

@@ -1,7 +1,7 @@
 import type { ApplyOutcome } from '../storage/types';
 import { errors, ReplogError } from '../grpc/errors';
 
-/** What an append returns to its caller once it is applied on the receiving member. */
+/** The result of an append, returned once the receiving member has applied it. */
 export interface AppendResult {
   readonly index: number;
   readonly duplicate: boolean;
@@ -16,8 +16,9 @@ interface ProposalWaiter {
 
 /**
  * Appends this member proposed as leader, by log index. An entry applied at
- * that index in the same term resolves its waiter; an entry of another term
- * means a new leader replaced it, which rejects the waiter (retry is safe).
+ * that index in the same term resolves its waiter. An entry of another term
+ * means that a new leader replaced it, so the waiter is rejected and the
+ * client may retry.
  */
 export class ProposalWaiters {
   private readonly byIndex = new Map<number, ProposalWaiter>();
