@@ -1,6 +1,7 @@
 // Encoding of one client message in the data of a Normal log entry:
 // receivedAtMs as a signed 64-bit big-endian integer, then the valueset's UTF-8
 // bytes up to the end of the data. No JSON, so encoding is one copy.
+import { isUtf8 } from 'node:buffer';
 import type { MessageRecord } from './types';
 
 /**
@@ -34,17 +35,55 @@ export function encodeMessage(record: MessageRecord): Uint8Array {
  * valueset. Throws a RangeError when the data is shorter than the prefix.
  */
 export function decodeMessage(data: Uint8Array): MessageRecord {
+  const buffer = asBuffer(data);
+  const receivedAtMs = readReceivedAtMs(buffer);
+  return { valueset: buffer.toString('utf8', receivedAtBytes), receivedAtMs };
+}
+
+/**
+ * A decoded message as the state machine stores it. The valueset is a view of
+ * its UTF-8 bytes when they are valid UTF-8, which saves decoding to a string
+ * and encoding it again. Otherwise it is the string decodeMessage() returns.
+ */
+export interface StorableMessage {
+  readonly valueset: string | Buffer;
+  readonly receivedAtMs: number;
+}
+
+/**
+ * Decodes the data of a Normal entry for storing. Stores the same valueset as
+ * decodeMessage() and throws in the same cases.
+ */
+export function decodeStorableMessage(data: Uint8Array): StorableMessage {
+  const buffer = asBuffer(data);
+  const receivedAtMs = readReceivedAtMs(buffer);
+  const valuesetUtf8 = buffer.subarray(receivedAtBytes);
+  if (isUtf8(valuesetUtf8)) return { valueset: valuesetUtf8, receivedAtMs };
+  return { valueset: valuesetUtf8.toString('utf8'), receivedAtMs };
+}
+
+/** Returns a Buffer view of `data`, without copying. */
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * Reads the receivedAtMs prefix. Throws a RangeError when the data is shorter
+ * than the prefix or the value is not a safe integer.
+ */
+function readReceivedAtMs(data: Buffer): number {
   if (data.byteLength < receivedAtBytes) {
     throw new RangeError(
       `message data must be at least ${receivedAtBytes} bytes, got ${data.byteLength}`,
     );
   }
-  const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const receivedAtMs = Number(buffer.readBigInt64BE(0));
+  // hi * 2^32 + lo is exact up to 2^53 in magnitude and rounds every larger
+  // value to one that is not a safe integer either, so no BigInt is needed.
+  const receivedAtMs = data.readInt32BE(0) * 2 ** 32 + data.readUInt32BE(4);
   if (!Number.isSafeInteger(receivedAtMs)) {
     throw new RangeError(
-      `receivedAtMs must be a safe integer, got ${receivedAtMs}`,
+      `receivedAtMs must be a safe integer, got ${data.readBigInt64BE(0)}`,
     );
   }
-  return { valueset: buffer.toString('utf8', receivedAtBytes), receivedAtMs };
+  return receivedAtMs;
 }

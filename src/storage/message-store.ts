@@ -6,8 +6,9 @@
 import path from 'node:path';
 import { EntryType } from '../consensus/types';
 import type { Entry, SnapshotMeta } from '../consensus/types';
-import { decodeMessage } from './codec';
-import { digestStep } from './digest';
+import { decodeStorableMessage } from './codec';
+import type { StorableMessage } from './codec';
+import { DigestChain } from './digest';
 import { fsyncFile, removeSqliteFiles } from './durable-fs';
 import { silentLogger } from './logger';
 import type { StorageLogger } from './logger';
@@ -20,20 +21,31 @@ import {
   snapshotTempPath,
 } from './snapshot-files';
 import type { LocalSnapshot } from './snapshot-files';
-import { StateDatabase } from './state-db';
-import type { StateMeta } from './state-db';
+import { insertRowsMax, StateDatabase } from './state-db';
+import type { MessageRow, StateMeta } from './state-db';
 import { stateDirectory, switchCurrent } from './state-dir';
 import { openLiveState, stageStateCopy } from './state-recovery';
 import type { ApplyOutcome, StateSummary, StoredMessage } from './types';
 
 export { digestStep } from './digest';
 
-/** Mutable copy of the meta row while a batch is applied. */
-interface PendingMeta {
+/** State of one apply() call until its transaction commits. */
+interface PendingApply {
   appliedIndex: number;
   appliedTerm: number;
   messageCount: number;
-  digest: Buffer;
+  readonly digest: DigestChain;
+  /** Decoded messages not inserted yet: at most insertRowsMax. */
+  readonly rows: MessageRow[];
+  readonly outcomes: ApplyOutcome[];
+}
+
+/** Advances the pending state by a message that was stored at its own index. */
+function recordStored(row: MessageRow, pending: PendingApply): void {
+  if (typeof row.valueset === 'string') pending.digest.add(row.index, row.valueset);
+  else pending.digest.addUtf8(row.index, row.valueset);
+  pending.messageCount += 1;
+  pending.outcomes.push({ index: row.index, storedIndex: row.index, duplicate: false });
 }
 
 export class MessageStore {
@@ -71,9 +83,15 @@ export class MessageStore {
    * when a new entry's index does not directly follow the one applied before.
    */
   apply(entries: readonly Entry[]): ApplyOutcome[] {
-    const pending: PendingMeta = { ...this.meta };
-    const outcomes: ApplyOutcome[] = [];
-    this.database.transaction(() => {
+    const pending: PendingApply = {
+      appliedIndex: this.meta.appliedIndex,
+      appliedTerm: this.meta.appliedTerm,
+      messageCount: this.meta.messageCount,
+      digest: new DigestChain(this.meta.digest),
+      rows: [],
+      outcomes: [],
+    };
+    const meta = this.database.transaction(() => {
       for (const entry of entries) {
         if (entry.index <= pending.appliedIndex) continue;
         if (entry.index !== pending.appliedIndex + 1) {
@@ -81,15 +99,22 @@ export class MessageStore {
             `cannot apply entry ${entry.index}: the next index to apply is ${pending.appliedIndex + 1}`,
           );
         }
-        const outcome = entry.type === EntryType.Normal ? this.applyNormal(entry, pending) : null;
-        if (outcome !== null) outcomes.push(outcome);
+        if (entry.type === EntryType.Normal) this.queueNormal(entry, pending);
         pending.appliedIndex = entry.index;
         pending.appliedTerm = entry.term;
       }
-      if (pending.appliedIndex !== this.meta.appliedIndex) this.database.writeMeta(pending);
+      this.insertQueued(pending);
+      const applied: StateMeta = {
+        appliedIndex: pending.appliedIndex,
+        appliedTerm: pending.appliedTerm,
+        messageCount: pending.messageCount,
+        digest: pending.digest.value(),
+      };
+      if (applied.appliedIndex !== this.meta.appliedIndex) this.database.writeMeta(applied);
+      return applied;
     });
-    this.setMeta(pending);
-    return outcomes;
+    this.setMeta(meta);
+    return pending.outcomes;
   }
 
   summary(): StateSummary & { appliedTerm: number } {
@@ -179,28 +204,63 @@ export class MessageStore {
     this.database.close();
   }
 
-  /** Inserts one message; returns null when the entry's data is not a message. */
-  private applyNormal(entry: Entry, pending: PendingMeta): ApplyOutcome | null {
-    let valueset: string;
-    let receivedAtMs: number;
+  /** Decodes a Normal entry and queues its message; skips data that is not a message. */
+  private queueNormal(entry: Entry, pending: PendingApply): void {
+    let message: StorableMessage;
     try {
-      ({ valueset, receivedAtMs } = decodeMessage(entry.data));
+      message = decodeStorableMessage(entry.data);
     } catch (err) {
       // NOTE: every member decodes the same bytes, so skipping keeps them equal,
       // but a client waiting for this entry gets no outcome and times out.
       this.logger.warn({ err, index: entry.index }, 'skipped an entry whose data is not a message');
-      return null;
+      return;
     }
-    if (this.database.insert(entry.index, valueset, receivedAtMs)) {
-      pending.digest = digestStep(pending.digest, entry.index, valueset);
-      pending.messageCount += 1;
-      return { index: entry.index, storedIndex: entry.index, duplicate: false };
+    const { valueset, receivedAtMs } = message;
+    pending.rows.push({ index: entry.index, valueset, receivedAtMs });
+    if (pending.rows.length === insertRowsMax) this.insertQueued(pending);
+  }
+
+  /** Inserts the queued messages with one statement and records their outcomes in index order. */
+  private insertQueued(pending: PendingApply): void {
+    const rows = pending.rows;
+    const insertedCount = this.database.insertAll(rows);
+    if (insertedCount === rows.length) {
+      for (const row of rows) recordStored(row, pending);
+    } else {
+      this.recordPartialInsert(rows, insertedCount, pending);
     }
-    const storedIndex = this.database.indexOf(valueset);
-    if (storedIndex === undefined) {
-      throw new Error(`entry ${entry.index} was not inserted, but its valueset is not stored`);
+    rows.length = 0;
+  }
+
+  /**
+   * Records the outcomes of an insert that skipped some rows. A row was
+   * inserted exactly when its valueset is now stored at its own index, because
+   * no message is stored above the applied index before apply() writes it.
+   * The count of such rows checks that invariant.
+   */
+  private recordPartialInsert(
+    rows: readonly MessageRow[],
+    insertedCount: number,
+    pending: PendingApply,
+  ): void {
+    const storedIndexes = rows.map((row) => this.database.indexOf(row.valueset));
+    const ownIndexCount = rows.filter((row, i) => storedIndexes[i] === row.index).length;
+    if (ownIndexCount !== insertedCount) {
+      const file = this.database.file;
+      const appliedIndex = this.meta.appliedIndex;
+      throw new Error(
+        `state database ${file} already stores messages above applied index ${appliedIndex}; ` +
+          'restore it from a snapshot',
+      );
     }
-    return { index: entry.index, storedIndex, duplicate: true };
+    rows.forEach((row, i) => {
+      const storedIndex = storedIndexes[i];
+      if (storedIndex === undefined) {
+        throw new Error(`entry ${row.index} was not inserted, but its valueset is not stored`);
+      }
+      if (storedIndex === row.index) recordStored(row, pending);
+      else pending.outcomes.push({ index: row.index, storedIndex, duplicate: true });
+    });
   }
 
   private setMeta(meta: StateMeta): void {

@@ -8,134 +8,69 @@
 // therefore either fully on disk or absent. load() still checks that the entries are
 // contiguous and cuts the log at the first gap (a torn tail is truncated on
 // start, not fatal), which guards against bugs and files edited by hand.
+//
+// Layout: one row per persisted batch of consecutive entries (entry-batch.ts),
+// keyed by its first index, which costs one row insert per batch instead of one
+// per entry. A persist() that starts inside a row rewrites that row's prefix,
+// and compact() deletes only rows wholly at or below the log start.
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EntryType } from '../consensus/types';
 import type { Entry, HardState, SnapshotMeta } from '../consensus/types';
 import { fsyncDirectorySync, makeDirectoryDurablySync } from './durable-fs';
+import {
+  decodeEntryBatch,
+  encodedEntryBytes,
+  encodeEntryBatch,
+  entryBatchPrefix,
+} from './entry-batch';
 import { silentLogger } from './logger';
 import type { StorageLogger } from './logger';
+import { configure, prepareStatements } from './raft-log-schema';
+import type { MetaRow, Statements } from './raft-log-schema';
+import { scanRows } from './raft-log-scan';
+import type { LogScan } from './raft-log-scan';
 import type { RaftLogStore } from './types';
+
+export { raftLogFormatVersion } from './raft-log-schema';
 
 export const raftLogFileName = 'raft.db';
 
-/** Dropped indexes named in the warning of load(); the count covers the rest. */
-const droppedIndexesLoggedMax = 20;
-
-const schemaSql = `
-CREATE TABLE IF NOT EXISTS entries (
-  idx INTEGER PRIMARY KEY,
-  term INTEGER NOT NULL,
-  type INTEGER NOT NULL,
-  data BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  term INTEGER NOT NULL,
-  vote TEXT,
-  commit_index INTEGER NOT NULL,
-  snapshot_index INTEGER NOT NULL,
-  snapshot_term INTEGER NOT NULL,
-  log_start_index INTEGER NOT NULL,
-  log_start_term INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO meta VALUES (1, 0, NULL, 0, 0, 0, 0, 0);
-`;
-
-interface EntryRow {
-  readonly idx: number;
-  readonly term: number;
-  readonly type: number;
-  readonly data: Buffer;
-}
-
-interface MetaRow {
-  readonly term: number;
-  readonly vote: string | null;
-  readonly commit_index: number;
-  readonly snapshot_index: number;
-  readonly snapshot_term: number;
-  readonly log_start_index: number;
-  readonly log_start_term: number;
-}
-
-/** The valid stored entries after the log start, and the indexes of the rows dropped. */
-interface ContiguousPrefix {
-  readonly entries: Entry[];
-  readonly droppedIndexes: number[];
-}
-
-function prepareStatements(db: Database.Database) {
-  return {
-    selectMeta: db.prepare<[], MetaRow>('SELECT * FROM meta WHERE id = 1'),
-    selectEntries: db.prepare<[], EntryRow>(
-      'SELECT idx, term, type, data FROM entries ORDER BY idx',
-    ),
-    selectLastIndex: db
-      .prepare<[], number | null>('SELECT max(idx) FROM entries')
-      .pluck(),
-    insertEntry: db.prepare<[number, number, number, Uint8Array]>(
-      'INSERT INTO entries (idx, term, type, data) VALUES (?, ?, ?, ?)',
-    ),
-    deleteFrom: db.prepare<[number]>('DELETE FROM entries WHERE idx >= ?'),
-    deleteThrough: db.prepare<[number]>('DELETE FROM entries WHERE idx <= ?'),
-    deleteAll: db.prepare('DELETE FROM entries'),
-    updateHardState: db.prepare<[number, string | null, number]>(
-      'UPDATE meta SET term = ?, vote = ?, commit_index = ? WHERE id = 1',
-    ),
-    raiseCommit: db.prepare<[number]>(
-      'UPDATE meta SET commit_index = max(commit_index, ?) WHERE id = 1',
-    ),
-    updateSnapshot: db.prepare<[number, number, number, number]>(
-      `UPDATE meta SET snapshot_index = ?, snapshot_term = ?,
-         log_start_index = ?, log_start_term = ? WHERE id = 1`,
-    ),
-  };
-}
-
-type Statements = ReturnType<typeof prepareStatements>;
-
-function isKnownEntryType(type: number): type is EntryType {
-  return type === EntryType.Normal || type === EntryType.Noop;
-}
-
 /**
- * Keeps the stored entries that follow logStart without a gap, with terms that
- * never decrease and a known type. Every other row is reported as dropped.
+ * Largest encoded size of one row; persist() splits a larger batch over
+ * several rows. It bounds the bytes that truncating inside a row rewrites.
+ * A single entry larger than this still gets a row of its own.
  */
-function contiguousPrefix(
-  rows: readonly EntryRow[],
-  logStart: SnapshotMeta,
-): ContiguousPrefix {
-  const entries: Entry[] = [];
-  const droppedIndexes: number[] = [];
-  let previous = logStart;
-  let broken = false;
-  for (const row of rows) {
-    if (row.idx <= logStart.index) {
-      droppedIndexes.push(row.idx);
-      continue;
+export const raftLogRowBytesMax = 1024 * 1024;
+
+/** Splits consecutive entries into runs whose encoding fits in one row. */
+function splitIntoRows(entries: readonly Entry[]): Entry[][] {
+  const rows: Entry[][] = [];
+  let row: Entry[] = [];
+  let rowBytes = 0;
+  for (const entry of entries) {
+    const entryBytes = encodedEntryBytes(entry);
+    if (row.length > 0 && rowBytes + entryBytes > raftLogRowBytesMax) {
+      rows.push(row);
+      row = [];
+      rowBytes = 0;
     }
-    broken ||=
-      row.idx !== previous.index + 1 ||
-      row.term < previous.term ||
-      !isKnownEntryType(row.type);
-    if (broken) {
-      droppedIndexes.push(row.idx);
-      continue;
-    }
-    entries.push({ index: row.idx, term: row.term, type: row.type, data: row.data });
-    previous = { index: row.idx, term: row.term };
+    row.push(entry);
+    rowBytes += entryBytes;
   }
-  return { entries, droppedIndexes };
+  if (row.length > 0) rows.push(row);
+  return rows;
 }
 
 export class SqliteRaftLog implements RaftLogStore {
   private readonly db: Database.Database;
   private readonly statements: Statements;
+  /** Created once: better-sqlite3's transaction() builds several closures per call. */
+  private readonly runTransaction: (work: () => void) => void;
   /** Cached copy of the stored log start, used to validate persist() and compact(). */
   private logStart: SnapshotMeta;
+  /** Highest stored index, or null when no row is stored; saves a query per persist(). */
+  private lastIndex: number | null;
 
   /** Opens or creates `<dir>/raft.db`, creating `dir` when missing. */
   static open(dir: string, logger: StorageLogger = silentLogger): SqliteRaftLog {
@@ -149,9 +84,10 @@ export class SqliteRaftLog implements RaftLogStore {
   }
 
   /**
-   * Opens or creates the log database at `filePath`. A damaged file is fatal:
-   * the hard state and the entries cannot be rebuilt locally, and guessing
-   * them could break Raft's safety, so the error names the file.
+   * Opens or creates the log database at `filePath`. A damaged file, or one
+   * with another layout, is fatal: the hard state and the entries cannot be
+   * rebuilt locally, and guessing them could break Raft's safety, so the
+   * error names the file.
    */
   constructor(
     readonly filePath: string,
@@ -159,11 +95,11 @@ export class SqliteRaftLog implements RaftLogStore {
   ) {
     this.db = new Database(filePath);
     try {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.exec(schemaSql);
+      configure(this.db);
       this.statements = prepareStatements(this.db);
+      this.runTransaction = this.db.transaction((work: () => void) => work());
       this.logStart = this.readLogStart();
+      this.lastIndex = this.statements.selectLastIndex.get() ?? null;
     } catch (err) {
       this.db.close();
       throw new Error(`failed to open Raft log ${filePath}: ${String(err)}`, {
@@ -180,38 +116,32 @@ export class SqliteRaftLog implements RaftLogStore {
   } {
     const meta = this.readMeta();
     const logStart = { index: meta.log_start_index, term: meta.log_start_term };
-    const prefix = contiguousPrefix(this.statements.selectEntries.all(), logStart);
-    if (prefix.droppedIndexes.length > 0) {
-      this.dropEntries(prefix, logStart, meta.commit_index);
-    }
+    const scan = scanRows(this.statements.selectRows.iterate(), logStart);
+    if (scan.droppedCount > 0) this.dropInvalid(scan, logStart, meta.commit_index);
     return {
       hardState: { term: meta.term, vote: meta.vote, commit: meta.commit_index },
       snapshot: { index: meta.snapshot_index, term: meta.snapshot_term },
       logStart,
-      entries: prefix.entries,
+      entries: scan.entries,
     };
   }
 
   persist(entries: readonly Entry[], hardState: HardState | null): void {
     const first = entries[0];
+    const last = entries.at(-1);
     if (first === undefined && hardState === null) return;
     if (first !== undefined) this.checkAppend(entries, first.index);
-    const write = this.db.transaction(() => {
-      if (first !== undefined) {
-        this.statements.deleteFrom.run(first.index);
-        for (const entry of entries) {
-          this.statements.insertEntry.run(entry.index, entry.term, entry.type, entry.data);
-        }
-      }
+    this.runTransaction(() => {
+      if (first !== undefined) this.writeEntries(entries, first.index);
       if (hardState !== null) {
         this.statements.updateHardState.run(hardState.term, hardState.vote, hardState.commit);
       }
     });
-    write();
+    if (last !== undefined) this.lastIndex = last.index;
   }
 
   installSnapshot(snapshot: SnapshotMeta): void {
-    const install = this.db.transaction(() => {
+    this.runTransaction(() => {
       this.statements.deleteAll.run();
       this.statements.updateSnapshot.run(
         snapshot.index,
@@ -221,8 +151,8 @@ export class SqliteRaftLog implements RaftLogStore {
       );
       this.statements.raiseCommit.run(snapshot.index);
     });
-    install();
     this.logStart = snapshot;
+    this.lastIndex = null;
   }
 
   compact(snapshot: SnapshotMeta, logStart: SnapshotMeta): void {
@@ -236,17 +166,17 @@ export class SqliteRaftLog implements RaftLogStore {
         `log start ${logStart.index} must not be below the stored log start ${this.logStart.index}`,
       );
     }
-    const compact = this.db.transaction(() => {
+    this.runTransaction(() => {
       this.statements.updateSnapshot.run(
         snapshot.index,
         snapshot.term,
         logStart.index,
         logStart.term,
       );
-      this.statements.deleteThrough.run(logStart.index);
+      this.statements.deleteThrough.run(logStart.index, logStart.index);
     });
-    compact();
     this.logStart = logStart;
+    this.lastIndex = this.statements.selectLastIndex.get() ?? null;
   }
 
   close(): void {
@@ -271,7 +201,7 @@ export class SqliteRaftLog implements RaftLogStore {
    * that a snapshot covers: both are bugs of the caller, not I/O errors.
    */
   private checkAppend(entries: readonly Entry[], firstIndex: number): void {
-    const lastIndex = this.statements.selectLastIndex.get() ?? this.logStart.index;
+    const lastIndex = this.lastIndex ?? this.logStart.index;
     const nextIndex = Math.max(lastIndex, this.logStart.index) + 1;
     if (firstIndex <= this.logStart.index || firstIndex > nextIndex) {
       throw new RangeError(
@@ -287,23 +217,49 @@ export class SqliteRaftLog implements RaftLogStore {
     });
   }
 
-  private dropEntries(prefix: ContiguousPrefix, logStart: SnapshotMeta, commit: number): void {
-    const dropped = prefix.droppedIndexes;
-    const drop = this.db.transaction(() => {
-      this.statements.deleteThrough.run(logStart.index);
-      const firstBroken = dropped.find((index) => index > logStart.index);
-      if (firstBroken !== undefined) this.statements.deleteFrom.run(firstBroken);
+  /** Replaces every stored entry at or after firstIndex by `entries`; inside a transaction. */
+  private writeEntries(entries: readonly Entry[], firstIndex: number): void {
+    if (this.lastIndex !== null && firstIndex <= this.lastIndex) this.truncateFrom(firstIndex);
+    for (const row of splitIntoRows(entries)) {
+      const rowFirst = row[0]?.index ?? firstIndex;
+      this.statements.insertRow.run(rowFirst, rowFirst + row.length - 1, encodeEntryBatch(row));
+    }
+  }
+
+  /**
+   * Deletes every stored entry at or after `index`: whole rows that start
+   * there or later, and the tail of the row that contains `index`, if any.
+   */
+  private truncateFrom(index: number): void {
+    this.statements.deleteFrom.run(index);
+    const row = this.statements.selectRowBefore.get(index);
+    if (row === undefined || row.lastIndex < index) return;
+    const keptEntries = decodeEntryBatch(row.entries, row.firstIndex, index - row.firstIndex);
+    if (keptEntries.length === 0) {
+      this.statements.deleteRow.run(row.firstIndex);
+      return;
+    }
+    const lastKept = row.firstIndex + keptEntries.length - 1;
+    const keptBytes = entryBatchPrefix(row.entries, keptEntries);
+    this.statements.updateRow.run(lastKept, keptBytes, row.firstIndex);
+  }
+
+  private dropInvalid(scan: LogScan, logStart: SnapshotMeta, commit: number): void {
+    this.runTransaction(() => {
+      if (scan.firstBrokenIndex !== null) this.truncateFrom(scan.firstBrokenIndex);
+      // A row that truncating left wholly at or below the log start is stale too.
+      this.statements.deleteThrough.run(logStart.index, logStart.index);
     });
-    drop();
-    const lastKept = prefix.entries.at(-1)?.index ?? logStart.index;
+    this.lastIndex = this.statements.selectLastIndex.get() ?? null;
+    const lastKept = scan.entries.at(-1)?.index ?? logStart.index;
     this.logger.warn(
       {
         file: this.filePath,
         logStartIndex: logStart.index,
         lastKeptIndex: lastKept,
         commitIndex: commit,
-        droppedCount: dropped.length,
-        droppedIndexes: dropped.slice(0, droppedIndexesLoggedMax),
+        droppedCount: scan.droppedCount,
+        droppedIndexes: scan.droppedIndexes,
       },
       'dropped Raft log entries that do not follow the log start without a gap',
     );

@@ -1,6 +1,19 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeMessage, encodeMessage, valuesetBytesMax } from '../../src/storage/codec';
+import {
+  decodeMessage,
+  decodeStorableMessage,
+  encodeMessage,
+  valuesetBytesMax,
+} from '../../src/storage/codec';
+
+/** Returns message data with `receivedAtMs` as a raw signed 64-bit integer. */
+function dataWithTime(receivedAtMs: bigint, valueset = 'v'): Buffer {
+  const data = Buffer.alloc(8 + Buffer.byteLength(valueset));
+  data.writeBigInt64BE(receivedAtMs, 0);
+  data.write(valueset, 8, 'utf8');
+  return data;
+}
 
 test('round trip keeps valueset and time', () => {
   const record = { valueset: 'héllo ☃ 𝄞', receivedAtMs: 1_700_000_000_123 };
@@ -41,6 +54,42 @@ test('valueset limit is 65536 bytes', () => {
   assert.is(valuesetBytesMax, 65_536);
   const record = { valueset: 'a'.repeat(valuesetBytesMax), receivedAtMs: 0 };
   assert.is(encodeMessage(record).byteLength, 8 + valuesetBytesMax);
+});
+
+test('decode accepts the safe integer bounds', () => {
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  for (const time of [max, -max, 2n ** 32n, -(2n ** 32n) - 1n, -1n, 0n]) {
+    assert.is(decodeMessage(dataWithTime(time)).receivedAtMs, Number(time), String(time));
+    assert.is(decodeStorableMessage(dataWithTime(time)).receivedAtMs, Number(time), String(time));
+  }
+});
+
+test('decode rejects times beyond the safe integers', () => {
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  for (const time of [max + 1n, -max - 1n, max + 2n, 2n ** 63n - 1n, -(2n ** 63n)]) {
+    assert.throws(() => decodeMessage(dataWithTime(time)), /safe integer/, String(time));
+    assert.throws(() => decodeStorableMessage(dataWithTime(time)), /safe integer/, String(time));
+  }
+});
+
+test('storable message keeps valid UTF-8 as bytes', () => {
+  const data = encodeMessage({ valueset: 'héllo ☃ 𝄞\u0000', receivedAtMs: 5 });
+  const message = decodeStorableMessage(data);
+  assert.ok(Buffer.isBuffer(message.valueset));
+  assert.is(message.valueset.toString(), 'héllo ☃ 𝄞\u0000');
+  assert.is(message.receivedAtMs, 5);
+});
+
+test('storable message decodes invalid UTF-8 as decode does', () => {
+  const data = Buffer.concat([dataWithTime(1n, 'a'), Buffer.from([0xff, 0xc3]), Buffer.from('b')]);
+  const message = decodeStorableMessage(data);
+  assert.is(typeof message.valueset, 'string');
+  assert.is(message.valueset, decodeMessage(data).valueset);
+  assert.is(message.valueset, 'a\ufffd\ufffdb');
+});
+
+test('storable message rejects data shorter than the prefix', () => {
+  assert.throws(() => decodeStorableMessage(new Uint8Array(7)), /at least 8 bytes, got 7/);
 });
 
 test.run();

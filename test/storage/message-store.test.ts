@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,8 +9,10 @@ import * as assert from 'uvu/assert';
 import { EntryType } from '../../src/consensus/types';
 import type { Entry } from '../../src/consensus/types';
 import { encodeMessage } from '../../src/storage/codec';
+import { DigestChain } from '../../src/storage/digest';
 import { digestStep, MessageStore } from '../../src/storage/message-store';
-import type { StoredMessage } from '../../src/storage/types';
+import { insertRowsMax } from '../../src/storage/state-db';
+import type { ApplyOutcome, StoredMessage } from '../../src/storage/types';
 
 const zeroDigestHex = '0'.repeat(64);
 
@@ -49,6 +52,23 @@ function independentDigest(messages: readonly StoredMessage[]): string {
       .digest();
   }
   return digest.toString('hex');
+}
+
+/** Returns the outcomes the contract expects, given the valuesets stored so far. */
+function expectedOutcomes(entries: readonly Entry[], stored: Map<string, number>): ApplyOutcome[] {
+  const outcomes: ApplyOutcome[] = [];
+  for (const entry of entries) {
+    if (entry.type !== EntryType.Normal) continue;
+    const valueset = Buffer.from(entry.data).toString('utf8', 8);
+    const storedIndex = stored.get(valueset);
+    if (storedIndex === undefined) stored.set(valueset, entry.index);
+    outcomes.push({
+      index: entry.index,
+      storedIndex: storedIndex ?? entry.index,
+      duplicate: storedIndex !== undefined,
+    });
+  }
+  return outcomes;
 }
 
 test('new store is empty', () => {
@@ -181,6 +201,138 @@ test('read pages in ascending index order', () => {
   assert.throws(() => store.read(0, 0), /limit must be a positive integer/);
   assert.throws(() => store.read(-1, 5), /fromIndex must be a non-negative integer/);
   store.close();
+});
+
+test('duplicates inside one insert statement', () => {
+  const store = MessageStore.open(dir);
+  const stored = new Map<string, number>();
+  const first = numbered(1, 10);
+  assert.equal(store.apply(first), expectedOutcomes(first, stored));
+  const batch = numbered(11, 50);
+  batch[4] = normal(15, 'message 12');
+  batch[20] = normal(31, 'message 3');
+  batch[30] = normal(41, 'message 12');
+  assert.equal(store.apply(batch), expectedOutcomes(batch, stored));
+  assert.is(store.summary().messageCount, 47);
+  assert.is(store.lookup('message 12'), 12);
+  assert.is(store.lookup('message 15'), undefined);
+  assert.is(store.summary().digest, independentDigest(store.read(0, 1000)));
+  store.close();
+});
+
+test('batch larger than one insert statement', () => {
+  const store = MessageStore.open(dir);
+  const stored = new Map<string, number>();
+  const batch: Entry[] = [];
+  for (let index = 1; index <= insertRowsMax * 3 + 5; index++) {
+    if (index % 7 === 0) batch.push(noop(index));
+    else if (index % 11 === 0) batch.push({ ...normal(index, ''), data: new Uint8Array(2) });
+    else batch.push(normal(index, `message ${index % 60}`));
+  }
+  const outcomes = store.apply(batch);
+  const expected = expectedOutcomes(batch, stored).filter((o) => o.index % 11 !== 0);
+  assert.equal(outcomes, expected);
+  assert.is(store.summary().appliedIndex, insertRowsMax * 3 + 5);
+  assert.is(store.summary().messageCount, stored.size - 1, 'the short data is no message');
+  assert.is(store.summary().digest, independentDigest(store.read(0, 1000)));
+  store.close();
+});
+
+test('gap after a full insert statement changes nothing', () => {
+  const store = MessageStore.open(dir);
+  const batch = [...numbered(1, insertRowsMax + 3), normal(insertRowsMax + 5, 'late')];
+  assert.throws(() => store.apply(batch), /next index to apply is/);
+  assert.is(store.summary().appliedIndex, 0);
+  assert.is(store.lookup('message 1'), undefined);
+  assert.equal(store.read(0, 10), []);
+  store.close();
+});
+
+/** Inserts a message row behind the store's back into the closed state file of `dir`. */
+function insertRawMessage(index: number, valueset: string): void {
+  const stateDir = path.join(dir, 'state');
+  const current = fs.readFileSync(path.join(stateDir, 'CURRENT'), 'utf8').trim();
+  const raw = new Database(path.join(stateDir, current));
+  raw.prepare('INSERT INTO messages VALUES (?, ?, 0)').run(index, valueset);
+  raw.close();
+}
+
+test('row above the applied index fails apply', () => {
+  const store = MessageStore.open(dir);
+  store.apply(numbered(1, 2));
+  store.close();
+  insertRawMessage(5, 'message 5');
+  const reopened = MessageStore.open(dir);
+  const before = reopened.summary();
+  assert.throws(
+    () => reopened.apply(numbered(3, 6)),
+    /already stores messages above applied index 2/,
+  );
+  assert.equal(reopened.summary(), before);
+  assert.is(reopened.lookup('message 3'), undefined);
+  reopened.close();
+});
+
+test('index taken by another valueset fails apply', () => {
+  const store = MessageStore.open(dir);
+  store.apply(numbered(1, 2));
+  store.close();
+  insertRawMessage(4, 'stray');
+  const reopened = MessageStore.open(dir);
+  assert.throws(
+    () => reopened.apply(numbered(3, 5)),
+    /entry 4 was not inserted, but its valueset is not stored/,
+  );
+  assert.is(reopened.summary().appliedIndex, 2);
+  reopened.close();
+});
+
+test('valueset with NUL and non-ASCII round trips', () => {
+  const store = MessageStore.open(dir);
+  const valueset = 'a\u0000b ☃ 𝄞 é';
+  store.apply([normal(1, valueset), normal(2, 'a')]);
+  assert.equal(store.read(0, 10).map((m) => m.valueset), [valueset, 'a']);
+  assert.is(store.lookup(valueset), 1);
+  assert.is(store.lookup('a\u0000b'), undefined);
+  assert.equal(store.apply([normal(3, valueset)]), [{ index: 3, storedIndex: 1, duplicate: true }]);
+  assert.is(store.summary().digest, independentDigest(store.read(0, 10)));
+  store.close();
+});
+
+test('invalid UTF-8 is stored as its decoded string', () => {
+  const store = MessageStore.open(dir);
+  const prefix = Buffer.from(encodeMessage({ valueset: '', receivedAtMs: 7 }));
+  const data = Buffer.concat([prefix, Buffer.from('x'), Buffer.from([0xc3, 0x28])]);
+  store.apply([{ index: 1, term: 1, type: EntryType.Normal, data }]);
+  assert.equal(store.read(0, 10), [{ index: 1, valueset: 'x\ufffd(', receivedAtMs: 7 }]);
+  assert.is(store.lookup('x\ufffd('), 1);
+  const again = store.apply([normal(2, 'x\ufffd(')]);
+  assert.equal(again, [{ index: 2, storedIndex: 1, duplicate: true }]);
+  assert.is(store.summary().digest, independentDigest(store.read(0, 10)));
+  store.close();
+});
+
+test('digest chain matches digestStep', () => {
+  let stepped: Buffer = Buffer.alloc(32);
+  const chain = new DigestChain(Buffer.alloc(32));
+  const valuesets = ['a', 'é☃', '', 'x'.repeat(70_000), '𝄞'.repeat(40_000)];
+  valuesets.forEach((valueset, i) => {
+    const index = 2 ** 33 + i;
+    stepped = digestStep(stepped, index, valueset);
+    if (i % 2 === 0) chain.add(index, valueset);
+    else chain.addUtf8(index, Buffer.from(valueset, 'utf8'));
+  });
+  const expected = independentDigest(
+    valuesets.map((valueset, i) => ({ index: 2 ** 33 + i, valueset, receivedAtMs: 0 })),
+  );
+  assert.is(stepped.toString('hex'), expected);
+  assert.is(chain.value().toString('hex'), expected);
+});
+
+test('digest rejects a bad previous digest or index', () => {
+  assert.throws(() => digestStep(Buffer.alloc(31), 1, 'v'), /digest must be 32 bytes, got 31/);
+  assert.throws(() => digestStep(Buffer.alloc(32), -1, 'v'), /non-negative safe integer/);
+  assert.throws(() => digestStep(Buffer.alloc(32), 2 ** 53, 'v'), /non-negative safe integer/);
 });
 
 test('apply throughput (printed, not asserted)', () => {

@@ -7,8 +7,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EntryType } from '../../src/consensus/types';
 import type { Entry } from '../../src/consensus/types';
+import { encodeEntryBatch } from '../../src/storage/entry-batch';
 import type { StorageLogger } from '../../src/storage/logger';
-import { raftLogFileName, SqliteRaftLog } from '../../src/storage/raft-log';
+import {
+  raftLogFileName,
+  raftLogFormatVersion,
+  raftLogRowBytesMax,
+  SqliteRaftLog,
+} from '../../src/storage/raft-log';
 
 let dir = '';
 
@@ -32,6 +38,29 @@ function entries(first: number, last: number, term: number): Entry[] {
 
 function indexes(list: readonly Entry[]): number[] {
   return list.map((e) => e.index);
+}
+
+/** Replaces the stored rows of the closed log in `dir`, as a bug or a hand edit might. */
+function replaceRows(rows: readonly (readonly Entry[])[]): void {
+  const raw = new Database(path.join(dir, raftLogFileName));
+  raw.prepare('DELETE FROM batches').run();
+  const insert = raw.prepare('INSERT INTO batches VALUES (?, ?, ?)');
+  for (const row of rows) {
+    insert.run(row[0]!.index, row.at(-1)!.index, encodeEntryBatch(row));
+  }
+  raw.close();
+}
+
+/** Returns the first and last index of each stored row of the closed log in `dir`. */
+function storedRows(): number[][] {
+  const raw = new Database(path.join(dir, raftLogFileName), { readonly: true });
+  const rows = raw
+    .prepare<[], { first_index: number; last_index: number }>(
+      'SELECT first_index, last_index FROM batches ORDER BY first_index',
+    )
+    .all();
+  raw.close();
+  return rows.map((row) => [row.first_index, row.last_index]);
 }
 
 interface LogRecord {
@@ -182,9 +211,7 @@ test('gap in stored entries is dropped on load', () => {
   const log = SqliteRaftLog.open(dir);
   log.persist(entries(1, 6, 1), null);
   log.close();
-  const raw = new Database(path.join(dir, raftLogFileName));
-  raw.prepare('DELETE FROM entries WHERE idx = 3').run();
-  raw.close();
+  replaceRows([entries(1, 2, 1), entries(4, 6, 1)]);
 
   const logger = recordingLogger();
   const reopened = SqliteRaftLog.open(dir, logger);
@@ -205,10 +232,7 @@ test('entries not following the log start are dropped', () => {
   log.persist(entries(1, 10, 1), null);
   log.compact({ index: 5, term: 1 }, { index: 5, term: 1 });
   log.close();
-  const raw = new Database(path.join(dir, raftLogFileName));
-  raw.prepare('DELETE FROM entries WHERE idx = 6').run();
-  raw.prepare("INSERT INTO entries VALUES (2, 1, 0, x'00')").run();
-  raw.close();
+  replaceRows([[entry(2, 1)], entries(7, 10, 1)]);
 
   const logger = recordingLogger();
   const reopened = SqliteRaftLog.open(dir, logger);
@@ -222,9 +246,7 @@ test('decreasing term cuts the log on load', () => {
   const log = SqliteRaftLog.open(dir);
   log.persist([entry(1, 1), entry(2, 3), entry(3, 3)], null);
   log.close();
-  const raw = new Database(path.join(dir, raftLogFileName));
-  raw.prepare('UPDATE entries SET term = 2 WHERE idx = 3').run();
-  raw.close();
+  replaceRows([[entry(1, 1), entry(2, 3), entry(3, 2)]]);
   const reopened = SqliteRaftLog.open(dir, recordingLogger());
   assert.equal(indexes(reopened.load().entries), [1, 2]);
   reopened.close();
@@ -233,6 +255,180 @@ test('decreasing term cuts the log on load', () => {
 test('damaged log file fails with its name', () => {
   fs.writeFileSync(path.join(dir, raftLogFileName), Buffer.alloc(8192, 7));
   assert.throws(() => SqliteRaftLog.open(dir), /failed to open Raft log .*raft\.db/);
+});
+
+test('each persist stores one row per batch', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 5, 1), null);
+  log.persist(entries(6, 8, 1), { term: 1, vote: null, commit: 8 });
+  log.close();
+  assert.equal(storedRows(), [
+    [1, 5],
+    [6, 8],
+  ]);
+});
+
+test('persist inside a row keeps its prefix', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 5, 1), null);
+  log.persist(entries(6, 7, 1), null);
+  log.persist([entry(3, 2, 'new three'), entry(4, 2, 'new four')], null);
+  log.close();
+  assert.equal(storedRows(), [
+    [1, 2],
+    [3, 4],
+  ]);
+  const reopened = SqliteRaftLog.open(dir);
+  const state = reopened.load();
+  reopened.close();
+  assert.equal(indexes(state.entries), [1, 2, 3, 4]);
+  assert.equal(state.entries.map((e) => e.term), [1, 1, 2, 2]);
+  assert.is(Buffer.from(state.entries[1]!.data).toString(), 'entry 2');
+  assert.is(Buffer.from(state.entries[2]!.data).toString(), 'new three');
+});
+
+test('persist at the first index of a row replaces it', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 3, 1), null);
+  log.persist(entries(4, 6, 1), null);
+  log.persist([entry(4, 2, 'new four')], null);
+  log.close();
+  assert.equal(storedRows(), [
+    [1, 3],
+    [4, 4],
+  ]);
+});
+
+test('compact keeps a row the log start cuts', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 5, 1), null);
+  log.persist(entries(6, 10, 1), null);
+  log.compact({ index: 7, term: 1 }, { index: 7, term: 1 });
+  assert.equal(indexes(log.load().entries), [8, 9, 10]);
+  log.persist([entry(9, 2, 'new nine')], null);
+  log.close();
+  assert.equal(storedRows(), [
+    [6, 8],
+    [9, 9],
+  ]);
+  const logger = recordingLogger();
+  const reopened = SqliteRaftLog.open(dir, logger);
+  const state = reopened.load();
+  reopened.close();
+  assert.equal(indexes(state.entries), [8, 9]);
+  assert.equal(state.entries.map((e) => e.term), [1, 2]);
+  assert.is(logger.warnings.length, 0, 'entries of a cut row below the log start are no error');
+});
+
+test('compact of every row allows the next index', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 5, 1), null);
+  log.compact({ index: 5, term: 1 }, { index: 5, term: 1 });
+  log.persist([entry(6, 1)], null);
+  assert.equal(indexes(log.load().entries), [6]);
+  log.close();
+  assert.equal(storedRows(), [[6, 6]]);
+});
+
+test('large batch is split over rows', () => {
+  const log = SqliteRaftLog.open(dir);
+  const data = Buffer.alloc(raftLogRowBytesMax / 4, 9);
+  const large: Entry[] = [];
+  for (let index = 1; index <= 10; index++) {
+    large.push({ index, term: 1, type: EntryType.Normal, data });
+  }
+  log.persist(large, null);
+  log.close();
+  const rows = storedRows();
+  assert.ok(rows.length >= 3, `expected at least 3 rows, got ${rows.length}`);
+  assert.is(rows[0]?.[0], 1);
+  assert.is(rows.at(-1)?.[1], 10);
+  const reopened = SqliteRaftLog.open(dir);
+  const loaded = reopened.load().entries;
+  reopened.close();
+  assert.equal(indexes(loaded), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.ok(loaded.every((e) => Buffer.from(e.data).equals(data)));
+});
+
+test('damaged row keeps its readable prefix', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 6, 1), null);
+  log.close();
+  const raw = new Database(path.join(dir, raftLogFileName));
+  const blob = encodeEntryBatch(entries(1, 6, 1));
+  // Cut inside entry 4: three whole entries of 13 + 7 bytes, then 5 bytes.
+  raw.prepare('UPDATE batches SET entries = ? WHERE first_index = 1').run(blob.subarray(0, 65));
+  raw.close();
+
+  const logger = recordingLogger();
+  const reopened = SqliteRaftLog.open(dir, logger);
+  assert.equal(indexes(reopened.load().entries), [1, 2, 3]);
+  reopened.persist([entry(4, 1, 'four again')], null);
+  reopened.close();
+  assert.is(logger.warnings.length, 1);
+  const fields = JSON.stringify(logger.warnings[0]?.fields);
+  assert.match(fields, /"droppedCount":3,"droppedIndexes":\[4,5,6\]/);
+  assert.equal(storedRows(), [
+    [1, 3],
+    [4, 4],
+  ]);
+});
+
+test('damaged row below the log start is deleted', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 10, 1), null);
+  log.compact({ index: 5, term: 1 }, { index: 5, term: 1 });
+  log.close();
+  const raw = new Database(path.join(dir, raftLogFileName));
+  const blob = encodeEntryBatch(entries(3, 10, 1));
+  // Entries 3 and 4 stay readable; entry 5 and everything after are cut.
+  raw.prepare('DELETE FROM batches').run();
+  raw.prepare('INSERT INTO batches VALUES (3, 10, ?)').run(blob.subarray(0, 45));
+  raw.close();
+
+  const logger = recordingLogger();
+  const reopened = SqliteRaftLog.open(dir, logger);
+  assert.equal(reopened.load().entries, []);
+  reopened.close();
+  assert.match(JSON.stringify(logger.warnings[0]?.fields), /"droppedIndexes":\[6,7,8,9,10\]/);
+  assert.equal(storedRows(), []);
+});
+
+test('unknown entry type cuts the log on load', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 4, 1), null);
+  log.close();
+  const third = { ...entry(3, 1), type: 7 as EntryType };
+  replaceRows([[entry(1, 1), entry(2, 1), third, entry(4, 1)]]);
+  const reopened = SqliteRaftLog.open(dir, recordingLogger());
+  assert.equal(indexes(reopened.load().entries), [1, 2]);
+  reopened.close();
+  assert.equal(storedRows(), [[1, 2]]);
+});
+
+test('log of the earlier layout fails with its name', () => {
+  const raw = new Database(path.join(dir, raftLogFileName));
+  raw.exec('CREATE TABLE entries (idx INTEGER PRIMARY KEY, term INTEGER, type INTEGER, data BLOB)');
+  raw.close();
+  assert.throws(
+    () => SqliteRaftLog.open(dir),
+    /failed to open Raft log .*raft\.db: .*no layout version \(earlier builds stored one row/,
+  );
+});
+
+test('log of an unknown layout version fails', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.close();
+  const raw = new Database(path.join(dir, raftLogFileName));
+  raw.pragma(`user_version = ${raftLogFormatVersion + 1}`);
+  raw.close();
+  assert.throws(
+    () => SqliteRaftLog.open(dir),
+    new RegExp(
+      `layout version ${raftLogFormatVersion + 1}, ` +
+        `but this build reads only layout version ${raftLogFormatVersion}`,
+    ),
+  );
 });
 
 test('persist throughput (printed, not asserted)', () => {
