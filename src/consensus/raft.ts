@@ -261,7 +261,12 @@ export class Raft {
     }
     if (message.type === 'voteResponse' && message.preVote && message.granted) return true;
     const fromLeader = message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot';
+    // Only a granted vote resets the election timer (Ongaro and Ousterhout,
+    // Raft, Figure 2), so candidates that cannot win do not keep postponing
+    // a member that can.
+    const electionElapsed = this.electionElapsed;
     this.becomeFollower(message.term, fromLeader ? message.from : null);
+    if (message.type === 'vote') this.electionElapsed = electionElapsed;
     return true;
   }
 

@@ -12,7 +12,16 @@ export interface ChaosRates {
   readonly compactRate: number;
   /** Maximum time a crashed member stays down, in ticks. */
   readonly downTicksMax: number;
+  /**
+   * Probability that a new leader is crashed or cut off within
+   * SHORT_LEADER_TICKS_MAX of its election, often while it is still copying
+   * entries of older terms to followers that lag.
+   */
+  readonly shortLeaderRate: number;
 }
+
+/** Maximum life of a leader that the schedule cuts short, in ticks. */
+const SHORT_LEADER_TICKS_MAX = 3;
 
 /**
  * Uncommitted entries a leader may have before clients hold back, as a real
@@ -34,6 +43,10 @@ export class ChaosSchedule {
   /** Tick at which each crashed member restarts. */
   private readonly restartAt = new Map<NodeId, number>();
   private tick = 0;
+  /** The highest term in which a leader was seen, so each new one is noticed once. */
+  private leaderTermSeen = 0;
+  /** A leader to cut short: who, in which term, and at which tick. */
+  private shortLeader: { readonly id: NodeId; readonly term: number; readonly tick: number } | null = null;
 
   constructor(
     private readonly cluster: Cluster,
@@ -48,6 +61,7 @@ export class ChaosSchedule {
   step(): void {
     this.tick += 1;
     this.restartDue();
+    this.cutShortLeaders();
     if (this.rng.chance(this.rates.proposalRate)) this.propose();
     if (this.rng.chance(this.rates.partitionRate)) this.partition();
     if (!this.cluster.network.isHealed() && this.rng.chance(this.rates.healRate)) this.heal();
@@ -65,6 +79,29 @@ export class ChaosSchedule {
     if (status === undefined || status.lastLogIndex - status.commitIndex > UNCOMMITTED_ENTRIES_MAX) return;
     const values = Array.from({ length: this.rng.int(1, 3) }, () => this.cluster.ledger.nextValue());
     this.cluster.propose(target.id, values);
+  }
+
+  /** Picks some new leaders to end early, and ends those whose time has come. */
+  private cutShortLeaders(): void {
+    const leader = this.cluster.leader();
+    const status = leader?.core?.status();
+    if (leader !== undefined && status !== undefined && status.term > this.leaderTermSeen) {
+      this.leaderTermSeen = status.term;
+      if (this.rng.chance(this.rates.shortLeaderRate)) {
+        this.shortLeader = { id: leader.id, term: status.term, tick: this.tick + this.rng.int(0, SHORT_LEADER_TICKS_MAX) };
+      }
+    }
+    const target = this.shortLeader;
+    if (target === null || target.tick > this.tick) return;
+    this.shortLeader = null;
+    const targetStatus = this.cluster.member(target.id).core?.status();
+    if (targetStatus?.role !== 'leader' || targetStatus.term !== target.term) return;
+    if (this.rng.chance(0.5)) {
+      this.cluster.crash(target.id, this.rng.pick(CRASH_POINTS));
+    } else {
+      this.cluster.network.isolate(target.id);
+      this.cluster.log(`partition isolateLeader ${this.cluster.network.describe()}`);
+    }
   }
 
   private partition(): void {

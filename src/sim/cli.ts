@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { formatRun, RUN_SETTINGS_DEFAULT, runSeed, type RunSettings } from './seeded-run';
 
-const USAGE = `Usage: npm run sim -- [--seeds N] [--from S] [--seed S] [--ticks T] [--trace]
+const USAGE = `Usage: npm run sim -- [--seeds N] [--from S] [--seed S] [--ticks T] [--trace] [--stop]
   --seeds N   number of seeds to run (default 100)
   --from S    first seed of the range (default 1)
   --seed S    replay one seed and print its trace tail, even when it passes

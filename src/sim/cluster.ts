@@ -49,11 +49,18 @@ export interface ClusterOptions {
   readonly readyCrashRate?: number;
   /**
    * Probability that a new leader crashes in its first Ready, after storing
-   * its no-op and before sending it: the step that leaves an entry of a
-   * newer term on one member only, as in Figure 8 of the Raft paper.
+   * its no-op and before sending it. That step leaves an entry of a newer
+   * term on one member only, as in Figure 8 of the Raft paper (Ongaro and
+   * Ousterhout, 2014).
    * Default 0.
    */
   readonly newLeaderCrashRate?: number;
+  /**
+   * Probability that a leader crashes right after it stored a higher commit
+   * index and before it sent it, so that only its own disk has the decision.
+   * Default 0.
+   */
+  readonly leaderCommitCrashRate?: number;
   readonly traceLinesKept?: number;
   readonly echoTrace?: (line: string) => void;
 }
@@ -82,6 +89,8 @@ export class Cluster implements DriverContext {
   readyCrashRate: number;
   /** Starts at options.newLeaderCrashRate. */
   newLeaderCrashRate: number;
+  /** Starts at options.leaderCommitCrashRate. */
+  leaderCommitCrashRate: number;
   messagesSent = 0;
   /** Called with every message a member sends, before the network routes it. */
   sendObserver: ((message: Message) => void) | null = null;
@@ -107,6 +116,7 @@ export class Cluster implements DriverContext {
     this.checker = new InvariantChecker(this.members);
     this.readyCrashRate = options.readyCrashRate ?? 0;
     this.newLeaderCrashRate = options.newLeaderCrashRate ?? 0;
+    this.leaderCommitCrashRate = options.leaderCommitCrashRate ?? 0;
   }
 
   /** Starts every member, as a new cluster does. */
@@ -176,6 +186,10 @@ export class Cluster implements DriverContext {
     return done();
   }
 
+  /**
+   * Crashes a member at `point` of handling its pending Ready, or between two
+   * events when it has none. Its store and state machine survive.
+   */
   crash(id: NodeId, point: CrashPoint = 'beforePersist'): void {
     const member = this.member(id);
     if (!member.isUp) return;
@@ -186,6 +200,7 @@ export class Cluster implements DriverContext {
     }
   }
 
+  /** Starts a crashed member again from its store and state machine. */
   restart(id: NodeId): void {
     const member = this.member(id);
     if (member.isUp) return;
@@ -200,9 +215,9 @@ export class Cluster implements DriverContext {
     const result = core.propose(values.map(encodeValue));
     if (result.ok) {
       this.ledger.recordAccepted(id, values, result.firstIndex, result.term);
-      this.log(`${id} accepted ${values.join(',')} at ${result.firstIndex}/${result.term}`);
+      this.log(`${id} accepted proposal ${values.join(',')} at ${result.firstIndex}/${result.term}`);
     } else {
-      this.log(`${id} rejected ${values.join(',')} leader=${String(result.leaderId)}`);
+      this.log(`${id} rejected proposal ${values.join(',')} leader=${String(result.leaderId)}`);
     }
     this.afterInput(member);
     return result;
@@ -225,6 +240,7 @@ export class Cluster implements DriverContext {
 
   send(from: Member, message: Message): void {
     this.messagesSent += 1;
+    this.checker.checkSent(from, message);
     this.sendObserver?.(message);
     const envelope: Envelope = { message, snapshotData: this.snapshotDataFor(from, message) };
     const delays = this.network.route(this.networkRng);
@@ -233,10 +249,19 @@ export class Cluster implements DriverContext {
   }
 
   drawCrashPoint(member: Member, ready: Ready): CrashPoint | null {
-    const newLeader = ready.softState.role === 'leader' && this.readyRoles.get(member.id) !== 'leader';
-    if (newLeader && this.newLeaderCrashRate > 0 && this.schedulingRng.chance(this.newLeaderCrashRate)) return 'afterPersist';
-    if (this.readyCrashRate === 0 || (ready.entries.length === 0 && ready.hardState === null)) return null;
-    return this.schedulingRng.chance(this.readyCrashRate) ? this.schedulingRng.pick(CRASH_POINTS) : null;
+    const leading = ready.softState.role === 'leader';
+    const newLeader = leading && this.readyRoles.get(member.id) !== 'leader';
+    if (newLeader && this.drawFault(this.newLeaderCrashRate)) return 'afterPersist';
+    const commit = ready.hardState?.commit ?? 0;
+    const leaderCommit = leading && commit > member.store.currentHardState().commit;
+    if (leaderCommit && this.drawFault(this.leaderCommitCrashRate)) return 'afterPersist';
+    if (ready.entries.length === 0 && ready.hardState === null) return null;
+    return this.drawFault(this.readyCrashRate) ? this.schedulingRng.pick(CRASH_POINTS) : null;
+  }
+
+  /** Returns true with the given probability; draws nothing when it is 0. */
+  private drawFault(probability: number): boolean {
+    return probability > 0 && this.schedulingRng.chance(probability);
   }
 
   noteSoftState(member: Member, softState: SoftState): void {
@@ -330,7 +355,10 @@ export class Cluster implements DriverContext {
   private handleReadyNow(member: Member): void {
     for (let round = 0; member.core?.hasReady() === true; round += 1) {
       if (round === READY_ROUNDS_MAX) {
-        throw new InvariantViolation('progress', `${member.id} still has a Ready after ${READY_ROUNDS_MAX} in a row`);
+        throw new InvariantViolation(
+          'progress',
+          `${member.id} still has a Ready after ${READY_ROUNDS_MAX} in a row`,
+        );
       }
       handleReady(this, member, null);
       this.checker.checkStep();
@@ -341,7 +369,10 @@ export class Cluster implements DriverContext {
     if (message.type !== 'snapshot') return null;
     const index = message.snapshot.index;
     if (from.applied.length < index) {
-      throw new InvariantViolation('snapshot', `${from.id} sent snapshot ${index} but applied only ${from.applied.length}`);
+      throw new InvariantViolation(
+        'snapshot',
+        `${from.id} sent snapshot ${index} but applied only ${from.applied.length}`,
+      );
     }
     return from.applied.slice(0, index);
   }

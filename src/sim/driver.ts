@@ -6,15 +6,16 @@ import { describeEntries } from './trace';
 import { InvariantViolation } from './violation';
 
 /**
- * Where a crash hits a member that has a Ready to handle: before it (the
- * Ready and its messages are lost), after persisting it, after sending its
- * messages, or halfway through applying its committed entries.
+ * The point at which a crash hits a member that has a Ready to handle. Before
+ * persisting it, the Ready and its messages are lost. The other points are
+ * after persisting, after sending the messages, and halfway through applying
+ * the committed entries.
  */
 export type CrashPoint = 'beforePersist' | 'afterPersist' | 'afterSend' | 'midApply';
 
 export const CRASH_POINTS: readonly CrashPoint[] = ['beforePersist', 'afterPersist', 'afterSend', 'midApply'];
 
-/** What handling a Ready needs from the cluster around the member. */
+/** The cluster services that handling a Ready uses. */
 export interface DriverContext {
   readonly checker: InvariantChecker;
   readonly ledger: ProposalLedger;
@@ -50,7 +51,10 @@ export function handleReady(context: DriverContext, member: Member, forcedCrashA
   core.advance(ready);
   const appliedIndex = core.status().appliedIndex;
   if (appliedIndex !== member.applied.length) {
-    throw new InvariantViolation('applied index', `${member.id} core reports applied ${appliedIndex}, state machine has ${member.applied.length}`);
+    throw new InvariantViolation(
+      'applied index',
+      `${member.id} core reports applied ${appliedIndex}, state machine has ${member.applied.length}`,
+    );
   }
   return true;
 }
@@ -60,7 +64,10 @@ function installSnapshot(context: DriverContext, member: Member, ready: Ready): 
   if (meta === null) return;
   const data = member.takeStagedSnapshot(meta);
   if (data === undefined) {
-    throw new InvariantViolation('snapshot', `${member.id} was told to install snapshot ${meta.index}/${meta.term} it never received`);
+    throw new InvariantViolation(
+      'snapshot',
+      `${member.id}: the core requested snapshot ${meta.index}/${meta.term}, but no snapshot message with its data arrived`,
+    );
   }
   context.checker.checkSnapshotInstall(member, meta, data);
   member.applied = data.slice();

@@ -1,4 +1,4 @@
-import type { Entry, HardState, NodeId, SnapshotMeta } from '../consensus/types';
+import type { Entry, HardState, Message, NodeId, SnapshotMeta } from '../consensus/types';
 import type { Member } from './member';
 import { InvariantViolation } from './violation';
 
@@ -10,7 +10,7 @@ interface CommittedRecord {
   readonly observedTerm: number;
 }
 
-/** What the checker remembers of one incarnation of a member, from status(). */
+/** The checker's record of one incarnation of a member, taken from status(). */
 interface VolatileView {
   incarnation: number;
   term: number;
@@ -72,15 +72,58 @@ export class InvariantChecker {
     this.recordDurableCommit(member);
   }
 
+  /**
+   * Checks that a message depends only on state the member already stored: a
+   * granted vote on the stored vote (or a later stored term), a successful
+   * append response on stored entries, any message on a stored term. Pre-vote
+   * messages carry a term that no member has stored yet, so the term rule
+   * skips them.
+   */
+  checkSent(member: Member, message: Message): void {
+    const stored = member.store.currentHardState();
+    const preVote = (message.type === 'vote' || message.type === 'voteResponse') && message.preVote;
+    if (!preVote && message.term > stored.term) {
+      this.fail(
+        'durable before send',
+        `${member.id} sent ${message.type} of term ${message.term} with term ${stored.term} stored`,
+      );
+    }
+    // A later stored term also protects the vote, because the member never
+    // votes in an earlier term again.
+    if (message.type === 'voteResponse' && message.granted && !message.preVote) {
+      if (stored.term === message.term && stored.vote !== message.to) {
+        this.fail(
+          'durable before send',
+          `${member.id} granted its vote to ${message.to} in term ${message.term} but stored vote ${String(stored.vote)} in term ${stored.term}`,
+        );
+      }
+    }
+    if (message.type === 'appendResponse' && message.success) {
+      const storedIndex = Math.max(member.store.lastIndex(), member.store.currentSnapshot().index);
+      if (message.matchIndex > storedIndex) {
+        this.fail(
+          'durable before send',
+          `${member.id} acknowledged entries up to ${message.matchIndex} but stored up to ${storedIndex}`,
+        );
+      }
+    }
+  }
+
   /** Checks one entry before it joins the member's state machine. */
   checkApply(member: Member, entry: Entry): void {
     const expected = member.applied.length + 1;
     if (entry.index !== expected) {
-      this.fail('state machine safety', `${member.id} applied index ${entry.index}, expected ${expected}`);
+      this.fail(
+        'state machine safety',
+        `${member.id} applied index ${entry.index}, expected ${expected}`,
+      );
     }
     const durableCommit = Math.max(member.store.currentHardState().commit, member.store.currentSnapshot().index);
     if (entry.index > durableCommit) {
-      this.fail('state machine safety', `${member.id} applied ${entry.index} above its stored commit ${durableCommit}`);
+      this.fail(
+        'state machine safety',
+        `${member.id} applied ${entry.index} above its stored commit ${durableCommit}`,
+      );
     }
     this.matchCommitted(member, entry, member.store.currentHardState().term);
   }
@@ -88,10 +131,16 @@ export class InvariantChecker {
   /** Checks a snapshot's data before it replaces the member's state machine. */
   checkSnapshotInstall(member: Member, meta: SnapshotMeta, data: readonly Entry[]): void {
     if (data.length !== meta.index || data[data.length - 1]?.term !== (meta.index === 0 ? undefined : meta.term)) {
-      this.fail('snapshot', `${member.id} got data of ${data.length} entries for snapshot ${meta.index}/${meta.term}`);
+      this.fail(
+        'snapshot',
+        `${member.id} got data of ${data.length} entries for snapshot ${meta.index}/${meta.term}`,
+      );
     }
     if (meta.index < member.applied.length) {
-      this.fail('applied index monotonic', `${member.id} installed snapshot ${meta.index} below applied ${member.applied.length}`);
+      this.fail(
+        'applied index monotonic',
+        `${member.id} installed snapshot ${meta.index} below applied ${member.applied.length}`,
+      );
     }
     for (let index = member.applied.length + 1; index <= meta.index; index += 1) {
       this.matchCommitted(member, data[index - 1] as Entry, member.store.currentHardState().term);
@@ -101,6 +150,21 @@ export class InvariantChecker {
   /** Checks a restarted member's first status against what survived on its disk. */
   checkRestart(member: Member): void {
     this.volatileViews.delete(member.id);
+    const status = member.core?.status();
+    if (status === undefined) return;
+    const stored = member.store.currentHardState();
+    if (status.term !== stored.term || status.commitIndex < stored.commit) {
+      this.fail(
+        'restart',
+        `${member.id} restarted at term ${status.term} commit ${status.commitIndex}, stored term ${stored.term} commit ${stored.commit}`,
+      );
+    }
+    if (status.appliedIndex !== member.applied.length) {
+      this.fail(
+        'restart',
+        `${member.id} restarted with applied ${status.appliedIndex}, its state machine has ${member.applied.length}`,
+      );
+    }
     this.checkMember(member);
   }
 
@@ -111,13 +175,22 @@ export class InvariantChecker {
     const view = this.viewOf(member, status.term);
     if (status.term < view.term) this.fail('term monotonic', `${member.id} term ${status.term} after ${view.term}`);
     if (status.commitIndex < view.commitIndex) {
-      this.fail('commit index monotonic', `${member.id} commit ${status.commitIndex} after ${view.commitIndex}`);
+      this.fail(
+        'commit index monotonic',
+        `${member.id} commit ${status.commitIndex} after ${view.commitIndex}`,
+      );
     }
     if (status.appliedIndex < view.appliedIndex) {
-      this.fail('applied index monotonic', `${member.id} applied ${status.appliedIndex} after ${view.appliedIndex}`);
+      this.fail(
+        'applied index monotonic',
+        `${member.id} applied ${status.appliedIndex} after ${view.appliedIndex}`,
+      );
     }
     if (status.appliedIndex > status.commitIndex) {
-      this.fail('applied index', `${member.id} applied ${status.appliedIndex} above commit ${status.commitIndex}`);
+      this.fail(
+        'applied index',
+        `${member.id} applied ${status.appliedIndex} above commit ${status.commitIndex}`,
+      );
     }
     this.checkCommitTerms(member, view.commitIndex, status.commitIndex, status.snapshotIndex);
     if (status.role === 'leader') this.checkLeader(member, status.term, view);
@@ -171,7 +244,10 @@ export class InvariantChecker {
       const expected = (this.committed[index - 1] as CommittedRecord).term;
       const term = core.termAt(index);
       if (term !== expected) {
-        this.fail('committed entries kept', `${member.id} commits term ${String(term)} at ${index}, committed term is ${expected}`);
+        this.fail(
+          'committed entries kept',
+          `${member.id} commits term ${String(term)} at ${index}, committed term is ${expected}`,
+        );
       }
     }
   }
@@ -182,7 +258,10 @@ export class InvariantChecker {
       const stored = member.store.entryAt(entry.index);
       const committedKey = this.committed[entry.index - 1]?.key;
       if (committedKey !== undefined && entryKey(entry) !== committedKey) {
-        this.fail('committed entries kept', `${member.id} overwrote committed entry ${entry.index} (stored commit ${commit}, had term ${String(stored?.term)})`);
+        this.fail(
+          'committed entries kept',
+          `${member.id} overwrote committed entry ${entry.index} (stored commit ${commit}, had term ${String(stored?.term)})`,
+        );
       }
     }
   }
@@ -192,7 +271,10 @@ export class InvariantChecker {
     for (const entry of entries) {
       const previousTerm = member.store.termAt(entry.index - 1);
       if (previousTerm === undefined) {
-        this.fail('log matching', `${member.id} stored ${entry.index} but has no term at ${entry.index - 1}`);
+        this.fail(
+          'log matching',
+          `${member.id} stored ${entry.index} but has no term at ${entry.index - 1}`,
+        );
       }
       const id = `${entry.index}/${entry.term}`;
       const key = entryKey(entry);
@@ -200,7 +282,10 @@ export class InvariantChecker {
       if (seen === undefined) {
         this.persistedEntries.set(id, { previousTerm, key });
       } else if (seen.key !== key || seen.previousTerm !== previousTerm) {
-        this.fail('log matching', `${member.id} stored entry ${id} after term ${previousTerm}, another member after term ${seen.previousTerm} or with other data`);
+        this.fail(
+          'log matching',
+          `${member.id} stored entry ${id} after term ${previousTerm}, another member after term ${seen.previousTerm} or with other data`,
+        );
       }
     }
   }
@@ -212,7 +297,10 @@ export class InvariantChecker {
     for (let index = checked + 1; index <= hardState.commit; index += 1) {
       const entry = member.entryAt(index);
       if (entry === undefined) {
-        this.fail('commit', `${member.id} stored commit ${hardState.commit} but has no entry ${index} on disk`);
+        this.fail(
+          'commit',
+          `${member.id} stored commit ${hardState.commit} but has no entry ${index} on disk`,
+        );
       }
       this.matchCommitted(member, entry, hardState.term);
     }
@@ -224,12 +312,18 @@ export class InvariantChecker {
     const known = this.committed[entry.index - 1];
     if (known !== undefined) {
       if (known.key !== entryKey(entry)) {
-        this.fail('state machine safety', `${member.id} has term ${entry.term} at committed index ${entry.index}, committed term is ${known.term}`);
+        this.fail(
+          'state machine safety',
+          `${member.id} has term ${entry.term} at committed index ${entry.index}, committed term is ${known.term}`,
+        );
       }
       return;
     }
     if (entry.index !== this.committed.length + 1) {
-      this.fail('commit', `${member.id} committed ${entry.index} before ${this.committed.length + 1}`);
+      this.fail(
+        'commit',
+        `${member.id} committed ${entry.index} before ${this.committed.length + 1}`,
+      );
     }
     const record: CommittedRecord = { term: entry.term, key: entryKey(entry), observedTerm };
     this.committed.push(record);
@@ -240,7 +334,7 @@ export class InvariantChecker {
     }
   }
 
-  /** A committed entry is on the disk of a majority: in its log or below its snapshot. */
+  /** Checks that a committed entry is on the disk of a majority, in the log or below the snapshot. */
   private checkStoredOnMajority(entry: Entry): void {
     let holders = 0;
     for (const member of this.members) {
@@ -248,7 +342,10 @@ export class InvariantChecker {
       if (inLog || member.store.currentSnapshot().index >= entry.index) holders += 1;
     }
     if (holders < this.majority()) {
-      this.fail('durability', `committed entry ${entry.index}/${entry.term} is on ${holders} disks, a majority is ${this.majority()}`);
+      this.fail(
+        'durability',
+        `committed entry ${entry.index}/${entry.term} is on ${holders} disks, a majority is ${this.majority()}`,
+      );
     }
   }
 

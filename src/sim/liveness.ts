@@ -36,16 +36,17 @@ export function isConverged(cluster: Cluster): boolean {
 }
 
 /**
- * Heals the network, stops crashes and restarts crashed members, all of them or just enough
- * for a majority, then requires that within `ticksMax` ticks a leader is
- * elected, every pending entry commits on every up member, and fresh
- * proposals commit too. Throws an InvariantViolation otherwise.
+ * Heals the network, stops crashes and restarts crashed members: all of them,
+ * or just enough for a majority. Then, within `ticksMax` ticks, a leader must
+ * be elected, every pending entry must commit on every up member, and fresh
+ * proposals must commit too. Throws an InvariantViolation otherwise.
  */
 export function checkLiveness(cluster: Cluster, rng: Rng, ticksMax: number): void {
   cluster.network.heal();
   cluster.network.faults = HEALED_NETWORK;
   cluster.readyCrashRate = 0;
   cluster.newLeaderCrashRate = 0;
+  cluster.leaderCommitCrashRate = 0;
   restartMajority(cluster, rng);
   cluster.log(`liveness: network healed, up ${cluster.upMembers().map((member) => member.id).join(',')}`);
   let batch: readonly string[] | null = null;
@@ -60,7 +61,10 @@ export function checkLiveness(cluster: Cluster, rng: Rng, ticksMax: number): voi
     return false;
   };
   if (!cluster.runUntil(done, ticksMax)) {
-    throw new InvariantViolation('liveness', `no leader committed every entry and fresh proposals within ${ticksMax} ticks of healing (${describeMembers(cluster)})`);
+    throw new InvariantViolation(
+      'liveness',
+      `no leader committed every entry and fresh proposals within ${ticksMax} ticks of healing (${describeMembers(cluster)})`,
+    );
   }
   cluster.log('liveness: converged');
 }

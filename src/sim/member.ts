@@ -72,7 +72,10 @@ export class Member {
 
   /** Returns the entry at `index` from the log or, when compacted, the state machine. */
   entryAt(index: number): Entry | undefined {
-    return this.store.entryAt(index) ?? (index <= this.store.currentSnapshot().index ? this.applied[index - 1] : undefined);
+    const stored = this.store.entryAt(index);
+    if (stored !== undefined) return stored;
+    if (index > this.store.currentSnapshot().index) return undefined;
+    return this.applied[index - 1];
   }
 }
 

@@ -48,9 +48,9 @@ export interface Envelope {
 }
 
 /**
- * Links between members and the faults on them. A link is cut in one
- * direction by a partition; a message is checked against the links when it is
- * delivered, so a partition that starts while it flies still drops it.
+ * Links between members and the faults on them. A partition cuts links, each
+ * in one direction. The links are checked when a message is delivered, so a
+ * partition that starts while the message is in flight still drops it.
  */
 export class Network {
   private readonly cutLinks = new Set<string>();

@@ -66,7 +66,10 @@ export class ProposalLedger {
       const key = committedKeyAt(proposal.index);
       const expected = entryKey({ index: proposal.index, term: proposal.term, type: EntryType.Normal, data: encodeValue(proposal.value) });
       if (key !== expected) {
-        throw new InvariantViolation('acknowledged values kept', `${proposal.value} acknowledged at ${proposal.index}/${proposal.term} but the final log has ${String(key)}`);
+        throw new InvariantViolation(
+          'acknowledged values kept',
+          `${proposal.value} acknowledged at ${proposal.index}/${proposal.term} but the final log has ${String(key)}`,
+        );
       }
     }
   }

@@ -60,9 +60,9 @@ test('no agreement without a majority', () => {
   const cluster = startCluster(5);
   withTrace(cluster, () => {
     const leader = waitForLeader(cluster);
-    const [kept, ...cut] = cluster.members.filter((member) => member.id !== leader.id).map((member) => member.id);
-    if (kept === undefined) throw new Error('no follower');
-    cluster.network.partition([[leader.id, kept], ...cut.map((id) => [id])]);
+    const [partner, ...cut] = cluster.members.filter((member) => member.id !== leader.id).map((member) => member.id);
+    if (partner === undefined) throw new Error('no follower');
+    cluster.network.partition([[leader.id, partner], ...cut.map((id) => [id])]);
     const commitBefore = leader.core?.status().commitIndex ?? -1;
     const [value] = freshValues(cluster, 1);
     const result = cluster.propose(leader.id, [value ?? '']);
@@ -113,15 +113,15 @@ test('partitioned leader rejoins and loses uncommitted entries', () => {
 
     // The other two elect a leader and commit other values at those indexes.
     cluster.runUntil(() => cluster.leader() !== undefined && cluster.leader() !== oldLeader, 100);
-    const kept = freshValues(cluster, 3);
-    commitValues(cluster, kept, cluster.members.filter((member) => member !== oldLeader));
+    const committed = freshValues(cluster, 3);
+    commitValues(cluster, committed, cluster.members.filter((member) => member !== oldLeader));
 
     cluster.network.heal();
     commitValues(cluster, freshValues(cluster, 1), cluster.members);
     assertSameStateMachines(cluster);
     const applied = appliedValues(oldLeader);
     for (const value of lost) assert.not.ok(applied.includes(value), `${value} was overwritten`);
-    for (const value of kept) assert.ok(applied.includes(value), `${value} is in the old leader's log`);
+    for (const value of committed) assert.ok(applied.includes(value), `${value} is in the old leader's log`);
   });
 });
 

@@ -15,7 +15,7 @@ const TICKS_PER_ROUND = 7;
 const CLIENT_COUNT = 3;
 const LIVENESS_TICKS_MAX = 200;
 
-/** Each client proposes one value, at the leader when there is one. */
+/** Proposes one value per client, at the leader when there is one. */
 function runClients(cluster: Cluster, rng: Rng): void {
   for (let client = 0; client < CLIENT_COUNT; client += 1) {
     const up = cluster.upMembers();
@@ -26,7 +26,7 @@ function runClients(cluster: Cluster, rng: Rng): void {
   }
 }
 
-/** One round of faults: disconnect, connect, crash and restart at random. */
+/** Disconnects, connects, crashes and restarts members at random, for one round. */
 function churn(cluster: Cluster, rng: Rng, connected: Set<string>): void {
   const ids = cluster.members.map((member) => member.id);
   if (rng.chance(0.2)) connected.delete(rng.pick(ids));

@@ -62,7 +62,8 @@ test('many elections with random disconnects', () => {
       cluster.runTicks(40);
       const majority = ids.slice(0, 4).map((id) => cluster.member(id));
       const leader = cluster.leader();
-      assert.ok(leader !== undefined && majority.includes(leader), `round ${round}: the majority side has a leader`);
+      if (leader === undefined) throw new Error(`round ${round}: no leader`);
+      assert.ok(majority.includes(leader), `round ${round}: the majority side has the leader`);
       cluster.network.heal();
       waitForLeader(cluster);
     }

@@ -32,7 +32,7 @@ export function startCluster(memberCount: number, options: ScenarioOptions = {})
 }
 
 /**
- * Runs a scenario body; when it throws, the error gets the cluster's newest
+ * Runs a scenario body. When it throws, the error gets the cluster's newest
  * trace lines, so a failing scenario shows the events that led to it.
  */
 export function withTrace(cluster: Cluster, body: () => void): void {
@@ -96,8 +96,9 @@ export function allApplied(members: readonly Member[], values: readonly string[]
 
 /**
  * Proposes values at the leader and waits until every member in `members`
- * (default: those up) applied them; proposes again at a new leader when the
- * first one lost them. Throws after `ticksMax`.
+ * (default: those up) applied them. When a new leader appears first, it
+ * proposes them there too, so a value may commit twice. Throws after
+ * `ticksMax`.
  */
 export function commitValues(cluster: Cluster, values: readonly string[], members?: readonly Member[], ticksMax = COMMIT_TICKS_MAX): void {
   const targets = members ?? cluster.upMembers();

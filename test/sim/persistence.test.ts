@@ -3,8 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CRASH_POINTS } from '../../src/sim/driver';
+import { TIME_UNITS_PER_TICK } from '../../src/sim/network';
 import { Rng } from '../../src/sim/rng';
-import { appliedValues, assertSameStateMachines, commitValues, freshValues, startCluster, waitForLeader, withTrace } from './helpers';
+import { appliedValues, assertSameStateMachines, commitValues, freshValues, startCluster, termOf, waitForLeader, withTrace } from './helpers';
 
 test('persistence across crashes of all members', () => {
   const cluster = startCluster(3, { seed: 11 });
@@ -72,6 +73,44 @@ test('crashes between persist and send keep votes', () => {
     waitForLeader(cluster);
     commitValues(cluster, freshValues(cluster, 1), cluster.members);
     assertSameStateMachines(cluster);
+  });
+});
+
+test('vote survives a crash right after it is sent', () => {
+  // V grants its vote to C1 and crashes right after sending it. When C2
+  // requests V's vote in the same term, V must still have its vote for C1,
+  // or C1 and C2 both lead that term.
+  const cluster = startCluster(3, { tickSkewUnitsMax: 0, core: { preVote: false, checkQuorum: false } });
+  withTrace(cluster, () => {
+    const voter = waitForLeader(cluster);
+    const [first, second] = cluster.members.filter((member) => member !== voter);
+    if (first === undefined || second === undefined) throw new Error('expected two followers');
+    first.tickPeriodUnits = 7;
+    second.tickPeriodUnits = 30;
+    cluster.network.partition([[voter.id], [first.id], [second.id]]);
+
+    // C1 times out first; V hears its request and grants the vote.
+    assert.ok(cluster.runEventsUntil(() => first.core?.status().role === 'candidate', 100), 'C1 campaigns');
+    const term = termOf(first);
+    cluster.network.partition([[voter.id, first.id], [second.id]]);
+    let granted = false;
+    cluster.sendObserver = (message) => {
+      if (message.type === 'voteResponse' && message.from === voter.id && message.granted) granted = true;
+    };
+    assert.ok(cluster.runEventsUntil(() => granted, 20), 'V grants its vote to C1');
+    cluster.sendObserver = null;
+    cluster.crash(voter.id);
+    cluster.restart(voter.id);
+    voter.tickPeriodUnits = 60;
+    assert.is(voter.store.currentHardState().vote, first.id, 'the vote is on disk');
+
+    // C2 requests V's vote in the same term. V rejects it, so C2 needs a later term.
+    cluster.network.partition([[first.id], [voter.id, second.id]]);
+    assert.ok(cluster.runUntil(() => second.core?.status().role === 'leader', 200), 'C2 is elected');
+    assert.ok(termOf(second) > term, 'C2 leads a later term than C1');
+    for (const member of cluster.members) member.tickPeriodUnits = TIME_UNITS_PER_TICK;
+    cluster.network.heal();
+    commitValues(cluster, freshValues(cluster, 1), cluster.members);
   });
 });
 

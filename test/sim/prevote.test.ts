@@ -1,5 +1,5 @@
-// Pre-vote and check-quorum: a member that rejoins after a partition does not
-// depose a healthy leader, a leader that loses its majority steps down, and a
+// Pre-vote and check-quorum. A member that rejoins after a partition does not
+// depose a healthy leader. A leader that loses its majority steps down. A
 // member left behind at a low term does not stop the others from electing a
 // leader once the leader dies.
 import { test } from 'uvu';

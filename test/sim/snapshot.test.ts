@@ -1,7 +1,7 @@
-// Snapshots: a follower whose missing entries the leader compacted catches up
-// from a snapshot message, whose state machine data the simulator carries
-// beside it; compaction that keeps a window of entries; and random seeds with
-// frequent compaction under loss and crashes.
+// Snapshots. A follower whose missing entries the leader compacted catches up
+// from a snapshot message, and the simulator carries the state machine data
+// beside that message. Compaction may keep a window of entries. Random seeds
+// compact often under loss, crashes and partitions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ChaosSchedule } from '../../src/sim/chaos';
@@ -64,6 +64,7 @@ test('snapshots under loss, crashes and partitions', () => {
       crashRate: 0.04,
       compactRate: 0.5,
       downTicksMax: 40,
+      shortLeaderRate: 0.2,
     });
     withTrace(cluster, () => {
       for (let tick = 0; tick < 300; tick += 1) {
