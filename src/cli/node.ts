@@ -16,7 +16,7 @@ export function nodeHelp(): string {
   ].join('\n');
 }
 
-/** `replog node`: starts a member and resolves with its exit code after a signal. */
+/** `replog node`: starts a member; resolves with the exit code once a signal or a failed write stops it. */
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(nodeHelp());
@@ -57,5 +57,12 @@ export async function run(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // The member stopped itself after a failed write; it logged why.
+    running.member.once('fatal', () => {
+      running.stop().then(
+        () => resolve(1),
+        () => resolve(1),
+      );
+    });
   });
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { Raft } from '../consensus/raft';
 import { EntryType } from '../consensus/types';
@@ -8,7 +9,8 @@ import { errors, ReplogError, toReplogError } from '../grpc/errors';
 import { encodeMessage, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
 import { SqliteRaftLog } from '../storage/raft-log';
-import { snapshotsDirectory } from '../storage/snapshot-files';
+import { fileSha256Sync, listSnapshots, snapshotsDirectory } from '../storage/snapshot-files';
+import { readCurrent, stateDirectory } from '../storage/state-dir';
 import type { StoredMessage } from '../storage/types';
 import type { MemberConfig } from './config';
 import { MemberMetrics } from './metrics';
@@ -62,9 +64,13 @@ export class Member extends EventEmitter {
   private appliedIndex: number;
   private snapshotIndex: number;
   private snapshotInProgress = false;
+  /** Set when the newest snapshot file was found damaged: the next drive takes a new one. */
+  private snapshotRequested = false;
   private bytesSinceSnapshot = 0;
   private stagedSnapshot: { meta: SnapshotMeta; path: string } | null = null;
   private driveScheduled = false;
+  /** The error that appends still in progress fail with once the member stopped. */
+  private stopFailure: ReplogError = errors.shuttingDown();
   private stopped = false;
   private tickTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -108,6 +114,7 @@ export class Member extends EventEmitter {
   /** Loads the Raft log and state; logs what will be replayed. */
   private restore(): RestoredState {
     let loaded = this.raftLog.load();
+    this.restoreStateFromSnapshot(loaded.logStart.index);
     const summary = this.store.summary();
     let lastIndex = loaded.logStart.index + loaded.entries.length;
     if (summary.appliedIndex > lastIndex) {
@@ -135,7 +142,9 @@ export class Member extends EventEmitter {
       // state database lost more than its log keeps stops here rather than
       // applying a log with a hole in it.
       throw new Error(
-        `state database in ${this.config.dataDir} is at index ${summary.appliedIndex}, below the log start ${loaded.logStart.index}; restore it from a snapshot`,
+        `state database in ${this.config.dataDir} is at index ${summary.appliedIndex}, below the log start ${loaded.logStart.index}, ` +
+          `and no local snapshot covers the gap; copy the newest snapshot-<index>-<term>.db and its .sha256 file ` +
+          `from another member's snapshots folder into ${this.snapshotsDir()} and start the member again`,
       );
     }
     let hardState = loaded.hardState;
@@ -144,6 +153,28 @@ export class Member extends EventEmitter {
       hardState = { ...hardState, commit: Math.max(lastIndex, summary.appliedIndex) };
     }
     return { ...loaded, hardState, appliedIndex: summary.appliedIndex };
+  }
+
+  /**
+   * Restores the state database from the newest local snapshot when the
+   * database is behind the log start (it was lost and recreated empty, or a
+   * failed start left an empty one and a snapshot was copied in since). The
+   * Raft log and hard state stay as they are, so the member's votes and
+   * acknowledgements still hold; the log then replays after the snapshot.
+   */
+  private restoreStateFromSnapshot(logStartIndex: number): void {
+    if (this.store.summary().appliedIndex >= logStartIndex) return;
+    const newest = listSnapshots(this.snapshotsDir())[0];
+    if (!newest || newest.meta.index < logStartIndex) return;
+    if (fileSha256Sync(newest.path) !== newest.sha256) {
+      this.log.warn({ snapshot: newest.path }, 'snapshot does not match its SHA-256 sidecar; not restoring from it');
+      return;
+    }
+    this.store.restoreFrom(newest.path);
+    this.log.warn(
+      { snapshot: newest.path, snapshotIndex: newest.meta.index, logStartIndex },
+      'state database was behind the log start; restored it from a local snapshot',
+    );
   }
 
   start(transport: MemberTransport): void {
@@ -234,6 +265,8 @@ export class Member extends EventEmitter {
     const leaderId = this.softState.leaderId ?? (await this.waitForLeader(leaderWaitMs));
     if (leaderId === this.config.id) return this.enqueueProposal(valueset);
     const result = await this.transport!.forward(leaderId, valueset);
+    // Nothing is applied here after a stop, so waiting would never end.
+    if (this.stopped) throw this.stopFailure;
     await this.appliedWaiters.wait(result.index, this.appliedIndex);
     return result;
   }
@@ -291,10 +324,15 @@ export class Member extends EventEmitter {
   private drive(): void {
     if (this.stopped) return;
     this.flushProposals();
-    while (this.raft.hasReady()) {
-      const ready = this.raft.ready();
-      this.handleReady(ready);
-      this.raft.advance(ready);
+    try {
+      while (this.raft.hasReady()) {
+        const ready = this.raft.ready();
+        this.handleReady(ready);
+        this.raft.advance(ready);
+      }
+    } catch (err) {
+      this.failStop(err);
+      return;
     }
     this.maybeSnapshot();
     this.updateGauges();
@@ -337,7 +375,7 @@ export class Member extends EventEmitter {
     const voteOrTermChanged = hardState.term !== written.term || hardState.vote !== written.vote;
     if (ready.entries.length === 0 && !voteOrTermChanged) return;
     const end = this.metrics.persistSeconds.startTimer();
-    this.raftLog.persist(ready.entries, hardState === written ? null : hardState);
+    writingTo(() => this.raftLog.filePath, () => this.raftLog.persist(ready.entries, hardState === written ? null : hardState));
     end();
     this.persistedHardState = hardState;
     this.catchUp.persisted(ready.entries);
@@ -364,7 +402,7 @@ export class Member extends EventEmitter {
 
   private apply(entries: readonly Entry[]): void {
     const end = this.metrics.applySeconds.startTimer();
-    const outcomes = this.store.apply(entries);
+    const outcomes = writingTo(() => this.stateFile(), () => this.store.apply(entries));
     end();
     let next = 0;
     const now = performance.now();
@@ -391,8 +429,8 @@ export class Member extends EventEmitter {
       throw new Error(`core installed snapshot ${meta.index}/${meta.term} but none is staged for it`);
     }
     this.stagedSnapshot = null;
-    this.store.restoreFrom(staged.path);
-    this.raftLog.installSnapshot(meta);
+    writingTo(() => this.stateFile(), () => this.store.restoreFrom(staged.path));
+    writingTo(() => this.raftLog.filePath, () => this.raftLog.installSnapshot(meta));
     this.proposals.rejectThrough(meta.index, errors.leaderLost());
     this.appliedIndex = meta.index;
     this.snapshotIndex = meta.index;
@@ -402,12 +440,50 @@ export class Member extends EventEmitter {
     this.emit('applied', this.appliedIndex);
   }
 
+  /**
+   * Stops the member after handling a Ready failed, most often a write to its
+   * Raft log or state database (disk full, I/O error). The core's state now
+   * runs ahead of the disk, so going on could acknowledge or vote for state
+   * that is not stored. Pending appends fail with UNAVAILABLE naming the disk
+   * problem, and the 'fatal' event signals the process to exit with status 1.
+   */
+  private failStop(err: unknown): void {
+    const file = err instanceof StorageWriteError ? err.file : null;
+    const cause = err instanceof StorageWriteError ? err.cause : err;
+    const message = cause instanceof Error ? cause.message : String(cause);
+    if (file === null) this.log.fatal({ err: cause }, 'handling a Ready failed; stopping the member');
+    else this.log.fatal({ err: cause, file }, 'writing to disk failed; stopping the member');
+    const failure = file === null ? errors.shuttingDown() : errors.storageFailed(`${message} (${file})`);
+    this.stopFailure = failure;
+    for (const p of this.proposalQueue) p.reject(failure);
+    this.proposalQueue = [];
+    this.proposals.rejectAll(failure);
+    this.appliedWaiters.rejectAll(failure);
+    // stop() would write a pending commit index to the disk that just failed.
+    // Skipping it is safe because the leader sends the commit index again.
+    this.latestHardState = this.persistedHardState;
+    try {
+      this.stop();
+    } catch (stopErr) {
+      this.log.error({ err: stopErr }, 'closing the databases after the failure failed');
+    }
+    this.emit('fatal', cause);
+  }
+
+  /** Returns the path of the live state database, for error messages. */
+  private stateFile(): string {
+    const stateDir = stateDirectory(this.config.dataDir);
+    return path.join(stateDir, readCurrent(stateDir) ?? 'CURRENT');
+  }
+
   /** Starts a snapshot once enough entries were applied since the last one. */
   private maybeSnapshot(): void {
     if (this.snapshotInProgress) return;
     const enoughEntries = this.appliedIndex - this.snapshotIndex >= this.config.snapshotThreshold;
-    if (!enoughEntries && this.bytesSinceSnapshot < this.config.snapshotThresholdBytes) return;
+    const enoughBytes = this.bytesSinceSnapshot >= this.config.snapshotThresholdBytes;
+    if (!enoughEntries && !enoughBytes && !this.snapshotRequested) return;
     this.snapshotInProgress = true;
+    this.snapshotRequested = false;
     this.bytesSinceSnapshot = 0;
     const end = this.metrics.snapshotSeconds.startTimer();
     this.store
@@ -428,6 +504,18 @@ export class Member extends EventEmitter {
       .finally(() => {
         this.snapshotInProgress = false;
       });
+  }
+
+  /**
+   * Takes a new snapshot soon, whatever the thresholds. The transport calls
+   * this when the newest snapshot file no longer matches its SHA-256 sidecar;
+   * without it every retry would send the same damaged file until enough new
+   * entries trigger a snapshot, which never happens on an idle cluster.
+   */
+  requestSnapshot(): void {
+    if (this.stopped) return;
+    this.snapshotRequested = true;
+    this.scheduleDrive();
   }
 
   private expireProposals(): void {
@@ -533,6 +621,31 @@ export function validateValueset(valueset: string): ReplogError | null {
   if (valueset.length * 3 <= valuesetBytesMax) return null;
   const bytes = Buffer.byteLength(valueset, 'utf8');
   return bytes > valuesetBytesMax ? errors.valuesetTooLong(bytes, valuesetBytesMax) : null;
+}
+
+/** A failed write to one of the member's files; `file` names it. */
+class StorageWriteError extends Error {
+  constructor(
+    readonly file: string,
+    override readonly cause: unknown,
+  ) {
+    super(`writing ${file} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'StorageWriteError';
+  }
+}
+
+/**
+ * Runs `write`. An I/O error it throws (one with a string `code`, as SQLite's
+ * SQLITE_FULL or Node's ENOSPC) is rethrown as a StorageWriteError naming
+ * `file()`; any other error, such as a broken invariant, passes unchanged.
+ */
+function writingTo<T>(file: () => string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    const isIoError = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
+    throw isIoError ? new StorageWriteError(file(), err) : err;
+  }
 }
 
 function codeName(code: number): string {

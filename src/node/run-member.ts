@@ -99,10 +99,21 @@ function bindGrpc(server: grpc.Server, address: string): Promise<number> {
   });
 }
 
-/** Resolves once the member has no append in progress, or after `timeoutMs`. */
+/**
+ * How long no append may be in progress before the servers are closed. An
+ * append leaves pendingAppends before grpc-js has written its reply, and
+ * forceShutdown drops replies not yet written: the client then sees CANCELLED
+ * for an append that was stored.
+ */
+const replyFlushMs = 100;
+
+/** Resolves once the member has had no append in progress for replyFlushMs, or after `timeoutMs`. */
 async function drainAppends(member: Member, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (member.pendingAppends > 0 && performance.now() < deadline) {
+  let idleSince = performance.now();
+  while (performance.now() < deadline) {
+    if (member.pendingAppends > 0) idleSince = performance.now();
+    else if (performance.now() - idleSince >= replyFlushMs) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -1,0 +1,99 @@
+// A member's state database is deleted or damaged while the member is down.
+// On restart it must rebuild the state from its newest local snapshot and
+// replay its Raft log, ending with the same digest as the others. Its
+// snapshots may be gone too while its log no longer starts at index 1. Then it
+// cannot rebuild alone, so it must refuse to start with a message naming the
+// folder. Once a snapshot copied from another member is in place, it starts.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { listSnapshots, snapshotsDirectory } from '../../src/storage/snapshot-files';
+import { readCurrent, stateDirectory } from '../../src/storage/state-dir';
+import { appendMany, connect, fetchStatus, waitFor, waitForLeader, waitInSync, type TestCluster } from '../e2e/harness';
+import { exitOf, missingOn, startFaultCluster, startWatchdog } from './fault-harness';
+
+/** Snapshots every 300 entries, keeping 100 below each, so the log start moves up quickly. */
+const memberArgs = ['--snapshot-threshold', '300', '--snapshot-keep-entries', '100'];
+const appendsPerRound = 1200;
+const fileLimitMs = 90_000;
+
+let tc: TestCluster;
+let round = 0;
+
+test.before(async () => {
+  tc = await startFaultCluster({ memberArgs });
+  startWatchdog('state-rebuild.test', fileLimitMs, () => tc.cluster.processes.forEach((p) => p.kill('SIGKILL')));
+});
+
+test.after(async () => {
+  await tc.close();
+});
+
+/** Appends a round of messages, then SIGKILLs a follower that has a snapshot; returns its id and the acknowledged appends. */
+async function loadAndKillFollower(): Promise<{ id: string; acknowledged: Map<string, number> }> {
+  const client = connect(tc.cluster.members.map((m) => m.grpc).join(','));
+  const load = await appendMany(client, `round-${round++}-`, appendsPerRound, 32);
+  client.close();
+  assert.is(load.failed, 0, 'appends succeed before the damage');
+  const leader = await waitForLeader(tc.cluster);
+  const follower = tc.cluster.members.find((m) => m.id !== leader.id)!;
+  await waitFor(`a snapshot on ${follower.id}`, async () => listSnapshots(snapshotsDirectory(follower.dataDir)).length > 0);
+  await tc.cluster.stopMember(follower.id, 'SIGKILL');
+  return { id: follower.id, acknowledged: load.acknowledged };
+}
+
+async function restartAndCompare(id: string, acknowledged: Map<string, number>): Promise<void> {
+  tc.cluster.startMember(id);
+  const ids = tc.cluster.members.map((m) => m.id);
+  const synced = await waitInSync(tc.cluster, ids, Math.max(...acknowledged.values()));
+  assert.ok(synced.every((s) => s.digest === synced[0]!.digest), 'every member has the same digest');
+  assert.equal(await missingOn(acknowledged, tc.cluster.member(id).grpc), [], `${id} stores every acknowledged append`);
+}
+
+function logOf(id: string): string {
+  return fs.readFileSync(tc.cluster.member(id).logFile, 'utf8');
+}
+
+test('deleted state database is rebuilt from snapshot and log', async () => {
+  const { id, acknowledged } = await loadAndKillFollower();
+  fs.rmSync(stateDirectory(tc.cluster.member(id).dataDir), { recursive: true, force: true });
+  await restartAndCompare(id, acknowledged);
+  assert.ok(logOf(id).includes('state database restored from the newest local snapshot'), `${id} logs the rebuild`);
+});
+
+test('damaged state database is rebuilt from snapshot and log', async () => {
+  const { id, acknowledged } = await loadAndKillFollower();
+  const stateDir = stateDirectory(tc.cluster.member(id).dataDir);
+  const file = path.join(stateDir, readCurrent(stateDir)!);
+  // Garbage over the whole file; the WAL goes too, or SQLite would read the
+  // newest pages from it and never notice.
+  fs.writeFileSync(file, Buffer.alloc(fs.statSync(file).size, 0xa5));
+  fs.rmSync(`${file}-wal`, { force: true });
+  fs.rmSync(`${file}-shm`, { force: true });
+  await restartAndCompare(id, acknowledged);
+  assert.ok(logOf(id).includes('state database is damaged'), `${id} logs that its state database is damaged`);
+});
+
+test('state and snapshots lost: refuses to start, then uses a copied snapshot', async () => {
+  const { id, acknowledged } = await loadAndKillFollower();
+  const member = tc.cluster.member(id);
+  fs.rmSync(stateDirectory(member.dataDir), { recursive: true, force: true });
+  fs.rmSync(snapshotsDirectory(member.dataDir), { recursive: true, force: true });
+
+  const code = await exitOf(tc.cluster.startMember(id));
+  assert.is(code, 1, `${id} exits with status 1 instead of applying a log with a hole`);
+  assert.ok(logOf(id).includes(member.dataDir), `${id}'s error names its data folder`);
+  assert.not.ok(await fetchStatus(member.http), `${id} is not serving`);
+
+  const leader = await waitForLeader(tc.cluster);
+  const source = listSnapshots(snapshotsDirectory(tc.cluster.member(leader.id).dataDir))[0]!;
+  const target = snapshotsDirectory(member.dataDir);
+  fs.mkdirSync(target, { recursive: true });
+  fs.copyFileSync(`${source.path}.sha256`, path.join(target, `${path.basename(source.path)}.sha256`));
+  fs.copyFileSync(source.path, path.join(target, path.basename(source.path)));
+  await restartAndCompare(id, acknowledged);
+  assert.ok(logOf(id).includes('restored it from a local snapshot'), `${id} logs that it used the copied snapshot`);
+});
+
+test.run();
