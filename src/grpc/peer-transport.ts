@@ -5,13 +5,18 @@ import type { Message } from '../consensus/types';
 import type { PeerAddress } from '../node/config';
 import type { Member, MemberTransport } from '../node/member';
 import type { AppendResult } from '../node/waiters';
-import { latestSnapshot, snapshotChunks } from '../storage/snapshot-files';
+import { fileSha256, latestSnapshot, snapshotChunks, type LocalSnapshot } from '../storage/snapshot-files';
 import { errors } from './errors';
 import { encodeMessages } from './peer-codec';
 import { PeerLink, peerChannelOptions } from './peer-link';
 
 /** Size of one InstallSnapshot data chunk; memory per transfer is about this much. */
 const snapshotChunkBytes = 1024 * 1024;
+
+/** The receiving peer read the whole snapshot and rejected it, e.g. for a SHA-256 mismatch. */
+class SnapshotRejectedError extends Error {
+  override readonly name = 'SnapshotRejectedError';
+}
 
 /**
  * Outbound member-to-member traffic: Raft messages grouped into one frame per
@@ -61,20 +66,28 @@ export class PeerTransport implements MemberTransport {
   sendSnapshot(to: string, term: number): void {
     const link = this.links.get(to);
     if (!link || !this.member || this.snapshotsSending.has(to)) return;
+    const snapshot = latestSnapshot(this.member.snapshotsDir());
+    if (!snapshot) {
+      this.member.metrics.snapshotsSent.inc({ result: 'failed' });
+      this.log.warn({ peerId: to, err: 'no local snapshot to send' }, 'sending snapshot failed; taking one');
+      // The log start moved without a snapshot file (an interrupted install
+      // finished on restart), so make one for the follower's next retry.
+      this.member.requestSnapshot();
+      return;
+    }
     this.snapshotsSending.add(to);
-    this.streamSnapshot(link, term)
+    this.streamSnapshot(link, term, snapshot)
       .then(() => this.member?.metrics.snapshotsSent.inc({ result: 'ok' }))
-      .catch((err: Error) => {
+      .catch(async (err: Error) => {
         this.member?.metrics.snapshotsSent.inc({ result: 'failed' });
         this.log.warn({ peerId: to, err: err.message }, 'sending snapshot failed');
+        if (err instanceof SnapshotRejectedError) await this.checkLocalSnapshot(snapshot);
       })
       .finally(() => this.snapshotsSending.delete(to));
   }
 
-  private async streamSnapshot(link: PeerLink, term: number): Promise<void> {
+  private async streamSnapshot(link: PeerLink, term: number, snapshot: LocalSnapshot): Promise<void> {
     const member = this.member!;
-    const snapshot = latestSnapshot(member.snapshotsDir());
-    if (!snapshot) throw new Error('no local snapshot to send');
     this.log.info({ peerId: link.peerId, snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes }, 'sending snapshot');
     const header = {
       from: member.id,
@@ -87,7 +100,7 @@ export class PeerTransport implements MemberTransport {
     await new Promise<void>((resolve, reject) => {
       const call = link.client.InstallSnapshot((err, ack) => {
         if (err) reject(err);
-        else if (!ack?.ok) reject(new Error(ack?.error || 'rejected'));
+        else if (!ack?.ok) reject(new SnapshotRejectedError(ack?.error || 'rejected'));
         else resolve();
       });
       void this.writeChunks(call, header, snapshot.path).catch((err: Error) => {
@@ -97,12 +110,39 @@ export class PeerTransport implements MemberTransport {
     });
   }
 
+  /**
+   * Checks a snapshot that a peer rejected against its sidecar. A damaged
+   * file would be sent again on every retry, so the member takes a new one.
+   */
+  private async checkLocalSnapshot(snapshot: LocalSnapshot): Promise<void> {
+    let sha256: string;
+    try {
+      sha256 = await fileSha256(snapshot.path);
+    } catch (err) {
+      // Pruned meanwhile because a newer snapshot exists, which the next retry sends.
+      this.log.debug({ err, path: snapshot.path }, 'checking a rejected snapshot failed');
+      return;
+    }
+    if (sha256 === snapshot.sha256) return;
+    this.log.error(
+      { path: snapshot.path, sha256, expectedSha256: snapshot.sha256 },
+      'local snapshot does not match its SHA-256 sidecar; taking a new one',
+    );
+    this.member?.requestSnapshot();
+  }
+
   private async writeChunks(call: grpc.ClientWritableStream<object>, header: object, filePath: string): Promise<void> {
+    // A call that ended early (the peer rejected it or went away) never emits
+    // 'drain', so a wait also stops at the call's status, and the loop's exit
+    // closes the file instead of leaving it to the garbage collector.
+    const ended = new Promise<'ended'>((resolve) => call.once('status', () => resolve('ended')));
     let first = true;
     for await (const data of snapshotChunks(filePath, snapshotChunkBytes)) {
       const chunk = first ? { ...header, data } : { data };
       first = false;
-      if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
+      if (call.write(chunk)) continue;
+      const drained = new Promise<'drained'>((resolve) => call.once('drain', () => resolve('drained')));
+      if ((await Promise.race([drained, ended])) === 'ended') throw new Error('the peer ended the snapshot stream early');
     }
     if (first) call.write({ ...header, data: Buffer.alloc(0) });
     call.end();

@@ -4,7 +4,8 @@
 // their snapshots.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendMany, connect, readAll, startCluster, waitForLeader, waitInSync, type TestCluster } from './harness';
+import * as fs from 'node:fs';
+import { appendMany, connect, readAll, startCluster, waitFor, waitForLeader, waitInSync, type TestCluster } from './harness';
 
 let tc: TestCluster;
 
@@ -32,8 +33,11 @@ test('follower far behind catches up by snapshot', async () => {
   for (const acked of [before, during]) {
     for (const [valueset, index] of acked.acknowledged) assert.is(stored.get(valueset), index, `${valueset} at ${index}`);
   }
-  const log = (await import('node:fs')).readFileSync(follower.logFile, 'utf8');
-  assert.match(log, /installed snapshot from leader/, 'the follower installed a snapshot rather than replaying');
+  // pino writes asynchronously, so the line may trail the state /status shows.
+  const installed = await waitFor('the install log line', async () =>
+    /installed snapshot from leader/.test(fs.readFileSync(follower.logFile, 'utf8')),
+  5000).catch(() => false);
+  assert.ok(installed, 'the follower installed a snapshot rather than replaying');
   client.close();
 });
 
