@@ -144,6 +144,11 @@ export function haproxyInstalled(): boolean {
 /** Returns `count` ports: basePort.. when given, else free ports the OS picks. */
 async function allocatePorts(basePort: number, count: number): Promise<number[]> {
   if (basePort > 0) return Array.from({ length: count }, (_, i) => basePort + i);
+  return freePorts(count);
+}
+
+/** Returns `count` distinct ports that were free on 127.0.0.1 a moment ago. */
+export async function freePorts(count: number): Promise<number[]> {
   const servers: net.Server[] = [];
   const ports: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -154,4 +159,14 @@ async function allocatePorts(basePort: number, count: number): Promise<number[]>
   }
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
+}
+
+/** Returns whether a process with this pid exists (EPERM means it does, owned by another user). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

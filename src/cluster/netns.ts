@@ -13,6 +13,7 @@
 //   peer traffic never detours through the hub when a direct link is down.
 // Every command runs synchronously, so cleanup also works from an exit handler.
 import { spawnSync } from 'node:child_process';
+import { processExists } from './local-cluster';
 
 /** First peer address offset in the run's /24: member k (1-based) gets .(10 + k). */
 const peerAddressOffset = 10;
@@ -92,15 +93,6 @@ export function removeLeftoverNamespaces(root: string): string[] {
     removed.push(name);
   }
   return removed;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Members and hub in namespaces, connected as described at the top of this file. */

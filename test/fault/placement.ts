@@ -1,7 +1,7 @@
 // Where the members of a fault-test cluster run and how they are addressed:
 // each in its own network namespace (so links can be cut), or all on
 // 127.0.0.1 when namespaces are not permitted.
-import * as net from 'node:net';
+import { freePorts } from '../../src/cluster/local-cluster';
 import { NamespaceNetwork } from '../../src/cluster/netns';
 
 /** How one member listens, how peers reach it, and how clients reach it. */
@@ -63,16 +63,3 @@ export async function loopbackPlacement(memberIds: readonly string[]): Promise<C
   return { members, clientCommandPrefix: [], haproxyGrpc: `127.0.0.1:${ports[0]}`, network: null };
 }
 
-/** Returns `count` distinct ports that were free on 127.0.0.1 a moment ago. */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.push(server);
-    ports.push((server.address() as net.AddressInfo).port);
-  }
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { processExists } from '../../src/cluster/local-cluster';
 
 /** Bytes per write while filling; smaller writes then fill the last partial block. */
 const fillChunkSizes = [1 << 20, 64 << 10, 4 << 10, 512];
@@ -63,15 +64,6 @@ export function removeLeftoverMounts(tmpDir: string, prefix: string): string[] {
     removed.push(point);
   }
   return removed;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Writes `file` until the file system reports ENOSPC; returns the bytes written. */
