@@ -16,7 +16,9 @@ import { after, exitOf, missingOn, recordAppends, startFaultCluster, startWatchd
 import { fillUp, mountTmpfs, probeMountSupport, removeLeftoverMounts, unmountIfMounted } from './small-disk';
 
 const dirPrefix = 'replog-diskfull-';
-const diskBytes = 8 * 1024 * 1024;
+// Large enough that, once the filler is removed, the restarted member has room
+// for everything the others stored meanwhile (8 MiB ran out on a fast run).
+const diskBytes = 64 * 1024 * 1024;
 /** The member whose data folder is the small disk. */
 const smallId = 'n3';
 /** Valuesets of this size fill the last free pages quickly. */
