@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { haproxyInstalled, LocalCluster } from '../cluster/local-cluster';
+import { haproxyInstalled, LocalCluster, unavailableAddresses } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
 import { renderHaproxyConfig } from './haproxy-config';
 
@@ -67,6 +67,12 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const cluster = await LocalCluster.create({ ...flags, withHaproxy: true });
+  const addresses = [cluster.haproxyAddress!, ...cluster.members.flatMap((m) => [m.grpc, m.http])];
+  const busy = await unavailableAddresses(addresses);
+  if (busy.length > 0) {
+    console.error(`replog cluster: ${busy.join(', ')} already in use (another cluster?); stop it or pick other ports with --base-port`);
+    return 1;
+  }
   cluster.startAll();
   const haproxy = haproxyInstalled()
     && cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
@@ -90,8 +96,10 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
     child.once('exit', (code, signal) => {
       if (stopping()) return;
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
-      console.log(`\n${id} stopped (${how}); restart it with:`);
-      console.log(`  npx replog ${cluster.memberArgv(id).join(' ')}`);
+      const spec = cluster.member(id);
+      console.log(`\n${id} stopped (${how}); restart it, with its log in the same file, with:`);
+      console.log(`  npx replog ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
+      console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill)');
     });
   }
 }

@@ -161,6 +161,22 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** Returns the HOST:PORT addresses on which a listener cannot be opened now. */
+export async function unavailableAddresses(addresses: readonly string[]): Promise<string[]> {
+  const unavailable: string[] = [];
+  for (const address of addresses) {
+    const at = address.lastIndexOf(':');
+    const server = net.createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(Number(address.slice(at + 1)), address.slice(0, at), () => resolve(true));
+    });
+    if (free) await new Promise((resolve) => server.close(resolve));
+    else unavailable.push(address);
+  }
+  return unavailable;
+}
+
 /** Returns whether a process with this pid exists (EPERM means it does, owned by another user). */
 export function processExists(pid: number): boolean {
   try {

@@ -101,12 +101,16 @@ function buildConfig(
   if (!peers.some((p) => p.id === id)) {
     throw new UsageError(`invalid --peers: it must list this member's own id ${JSON.stringify(id)}`);
   }
+  const httpAddress = parseAddress('http', required('http'));
+  if (httpAddress === grpcAddress || httpAddress === raftAddress) {
+    throw new UsageError(`invalid --http ${JSON.stringify(httpAddress)}: it must differ from --grpc and --raft`);
+  }
   const config: MemberConfig = {
     id,
     dataDir: required('data'),
     grpcAddress,
     raftAddress,
-    httpAddress: parseAddress('http', required('http')),
+    httpAddress,
     peers,
     snapshotThreshold: parseInteger('snapshot-threshold', required('snapshot-threshold'), 1, 1e9),
     snapshotThresholdBytes: parseInteger('snapshot-threshold-bytes', required('snapshot-threshold-bytes'), 65536, 2 ** 40),
@@ -157,7 +161,12 @@ export function parsePeers(value: string): PeerAddress[] {
     if (peers.some((p) => p.id === id)) {
       throw new UsageError(`invalid --peers: id ${JSON.stringify(id)} is listed twice`);
     }
-    peers.push({ id, address: parseAddress('peers', part.slice(eq + 1)) });
+    const address = parseAddress('peers', part.slice(eq + 1));
+    const sameAddress = peers.find((p) => p.address === address);
+    if (sameAddress) {
+      throw new UsageError(`invalid --peers: ${sameAddress.id} and ${id} share the address ${address}; each member needs its own`);
+    }
+    peers.push({ id, address });
   }
   return peers;
 }

@@ -43,10 +43,12 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
 
   const http = buildHttpServer(member, logger);
   try {
-    await bindGrpc(grpcServer, config.grpcAddress);
-    if (raftServer !== grpcServer) await bindGrpc(raftServer, config.raftAddress);
+    await bindGrpc(grpcServer, config.grpcAddress, '--grpc');
+    if (raftServer !== grpcServer) await bindGrpc(raftServer, config.raftAddress, '--raft');
     const { host, port } = splitHostPort(config.httpAddress);
-    await http.listen({ host, port });
+    await http.listen({ host, port }).catch((err: Error) => {
+      throw new Error(`cannot listen on --http ${config.httpAddress}: ${err.message}`);
+    });
   } catch (err) {
     member.stop();
     for (const server of servers) server.forceShutdown();
@@ -82,7 +84,7 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
  * sets it on client sockets only; without it a small reply can wait for the
  * peer's delayed ACK, which costs a loopback round trip up to 40 ms.
  */
-function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+function bindGrpc(server: grpc.Server, address: string, flag: string): Promise<number> {
   // NOTE: grpc-js offers no option for this, so http2.createServer is wrapped
   // while bindAsync creates its listener; net.Server takes noDelay since Node 17.7.
   const createServer = http2.createServer;
@@ -91,7 +93,7 @@ function bindGrpc(server: grpc.Server, address: string): Promise<number> {
   (http2 as { createServer: unknown }).createServer = patched;
   return new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
-      if (err) reject(new Error(`cannot listen on ${address}: ${err.message}`));
+      if (err) reject(new Error(`cannot listen on ${flag} ${address}: ${err.message}`));
       else resolve(port);
     });
   }).finally(() => {

@@ -20,8 +20,10 @@ test('cut-off member rejoins without raising the term', async () => {
   await tc.cluster.stopMember(member.id, 'SIGTERM');
 
   // Restart it unreachable both ways: it listens on an address nobody dials,
-  // and it dials peers at a port where nothing listens.
-  const cutOffPeers = tc.cluster.members.map((m) => `${m.id}=${m.id === member.id ? member.grpc : '127.0.0.1:1'}`).join(',');
+  // and it dials peers at ports where nothing listens.
+  const cutOffPeers = tc.cluster.members
+    .map((m, i) => `${m.id}=${m.id === member.id ? member.grpc : `127.0.0.1:${i + 1}`}`)
+    .join(',');
   tc.cluster.startMember(member.id, ['--grpc', '127.0.0.1:0', '--raft', member.grpc.replace(/:\d+$/, ':0'), '--peers', cutOffPeers]);
   const client = connect(tc.target);
   const whileCut = await appendMany(client, 'cut-', 300, 8);
