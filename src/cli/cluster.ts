@@ -95,9 +95,9 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
   for (const [id, child] of cluster.processes) {
     child.once('exit', (code, signal) => {
       if (stopping()) return;
-      const how = signal ? `signal ${signal}` : `exit code ${code}`;
+      const cause = signal ? `signal ${signal}` : `exit code ${code}`;
       const spec = cluster.member(id);
-      console.log(`\n${id} stopped (${how}); restart it, with its log in the same file, with:`);
+      console.log(`\n${id} stopped (${cause}); restart it, with its log in the same file, with:`);
       console.log(`  npx replog ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
       console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill)');
     });

@@ -71,7 +71,7 @@ export class LocalCluster {
     return spec;
   }
 
-  /** The `replog node` arguments of one member, after the CLI path. */
+  /** Returns the `replog node` arguments of one member, after the CLI path. */
   memberArgv(id: string, extraArgs: readonly string[] = []): string[] {
     const spec = this.member(id);
     return [
