@@ -1,9 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../node/member';
-import { SnapshotReceiver, snapshotsDirectory } from '../storage/snapshot-files';
+import { latestSnapshot, snapshotChunks, SnapshotReceiver, snapshotsDirectory } from '../storage/snapshot-files';
 import { toReplogError } from './errors';
 import { decodeMessages } from './peer-codec';
+
+/** Size of one FetchSnapshot data chunk. */
+const fetchChunkBytes = 1024 * 1024;
 
 interface SnapshotChunkWire {
   readonly from: string;
@@ -35,6 +38,8 @@ export function peerServiceHandlers(member: Member, log: Logger): grpc.UntypedSe
       call.on('error', () => undefined);
     },
     Forward: (call: grpc.ServerDuplexStream<ForwardBatchWire, object>) => handleForward(member, call),
+    FetchSnapshot: (call: grpc.ServerWritableStream<{ from: string; minIndex: number }, object>) =>
+      void handleFetchSnapshot(member, log, call),
     InstallSnapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, object>, callback: grpc.sendUnaryData<object>) =>
       handleInstallSnapshot(member, log, call, callback),
   };
@@ -105,4 +110,40 @@ function handleInstallSnapshot(
     receiver?.abort();
     log.warn({ err: err.message }, 'snapshot stream failed');
   });
+}
+
+/**
+ * Streams this member's newest snapshot to a peer rebuilding its state. When
+ * the newest is older than the peer needs, this member takes a new one for
+ * the peer's next attempt and fails the call with FAILED_PRECONDITION.
+ */
+async function handleFetchSnapshot(
+  member: Member,
+  log: Logger,
+  call: grpc.ServerWritableStream<{ from: string; minIndex: number }, object>,
+): Promise<void> {
+  const { from, minIndex } = call.request;
+  const snapshot = latestSnapshot(member.snapshotsDir());
+  if (!snapshot || snapshot.meta.index < minIndex) {
+    member.requestSnapshot();
+    log.info({ peerId: from, minIndex, snapshotIndex: snapshot?.meta.index ?? 0 }, 'no snapshot new enough for a peer; taking one');
+    call.destroy(Object.assign(new Error(`no snapshot at or above index ${minIndex} yet; retry shortly`), { code: grpc.status.FAILED_PRECONDITION }));
+    return;
+  }
+  log.info({ peerId: from, snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes }, 'sending snapshot to a rebuilding peer');
+  const header = { from: member.id, term: 0, index: snapshot.meta.index, snapshotTerm: snapshot.meta.term, sha256: snapshot.sha256, totalBytes: snapshot.bytes };
+  let first = true;
+  try {
+    for await (const data of snapshotChunks(snapshot.path, fetchChunkBytes)) {
+      if (call.cancelled) return;
+      const chunk = first ? { ...header, data } : { data };
+      first = false;
+      if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
+    }
+    if (first) call.write({ ...header, data: Buffer.alloc(0) });
+    call.end();
+  } catch (err) {
+    log.warn({ peerId: from, err: (err as Error).message }, 'sending snapshot to a rebuilding peer failed');
+    call.destroy(err as Error);
+  }
 }

@@ -114,7 +114,7 @@ export class Member extends EventEmitter {
   /** Loads the Raft log and state; logs what will be replayed. */
   private restore(): RestoredState {
     let loaded = this.raftLog.load();
-    this.restoreStateFromSnapshot(loaded.logStart.index);
+    this.restoreStateFromSnapshot(loaded.logStart.index, Math.max(loaded.logStart.index, loaded.snapshot.index));
     const summary = this.store.summary();
     let lastIndex = loaded.logStart.index + loaded.entries.length;
     if (summary.appliedIndex > lastIndex) {
@@ -138,9 +138,9 @@ export class Member extends EventEmitter {
       'restored state from disk',
     );
     if (summary.appliedIndex < loaded.logStart.index) {
-      // TODO: ask the leader for a snapshot instead; until then a member whose
-      // state database lost more than its log keeps stops here rather than
-      // applying a log with a hole in it.
+      // runMember fetches a peer's snapshot before it gets here, so this is
+      // reached only when a Member is built directly on such a folder: stop
+      // rather than apply a log with a hole in it.
       throw new Error(
         `state database in ${this.config.dataDir} is at index ${summary.appliedIndex}, below the log start ${loaded.logStart.index}, ` +
           `and no local snapshot covers the gap; copy the newest snapshot-<index>-<term>.db and its .sha256 file ` +
@@ -162,10 +162,10 @@ export class Member extends EventEmitter {
    * Raft log and hard state stay as they are, so the member's votes and
    * acknowledgements still hold; the log then replays after the snapshot.
    */
-  private restoreStateFromSnapshot(logStartIndex: number): void {
+  private restoreStateFromSnapshot(logStartIndex: number, requiredIndex: number): void {
     if (this.store.summary().appliedIndex >= logStartIndex) return;
     const newest = listSnapshots(this.snapshotsDir())[0];
-    if (!newest || newest.meta.index < logStartIndex) return;
+    if (!newest || newest.meta.index < requiredIndex) return;
     if (fileSha256Sync(newest.path) !== newest.sha256) {
       this.log.warn({ snapshot: newest.path }, 'snapshot does not match its SHA-256 sidecar; not restoring from it');
       return;

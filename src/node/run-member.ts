@@ -9,6 +9,7 @@ import { PeerTransport } from '../grpc/peer-transport';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
+import { fetchSnapshotFromPeers, stateGapIndex } from './snapshot-fetch';
 
 export interface RunningMember {
   readonly member: Member;
@@ -23,6 +24,8 @@ const shutdownGraceMs = 3000;
 /** Starts one member: storage, core, gRPC servers and the HTTP endpoints. */
 export async function runMember(config: MemberConfig, log?: Logger): Promise<RunningMember> {
   const logger = log ?? pino({ level: config.logLevel, base: { memberId: config.id } });
+  const gapIndex = stateGapIndex(config.dataDir, logger);
+  if (gapIndex !== null) await fetchSnapshotFromPeers(config, logger, gapIndex);
   const member = new Member(config, logger);
   const transport = new PeerTransport(config.id, config.peers, logger);
   transport.attach(member);
