@@ -9,7 +9,7 @@ import type { MemberConfig } from './config';
 
 /** Pause between rounds of asking every peer for a snapshot. */
 const fetchRetryMs = 1000;
-/** Longest one snapshot download may take. */
+/** Maximum duration of one snapshot download. */
 const fetchDeadlineMs = 10 * 60 * 1000;
 
 interface SnapshotChunkWire {
@@ -25,10 +25,10 @@ type FetchClient = grpc.Client & {
 };
 
 /**
- * Returns the index a rebuilt state must reach (the log start, or the
- * recorded snapshot when higher) when the state database is behind the log
- * start and no verified local snapshot reaches that index (the state was lost with the
- * snapshots), else null. Applying the log alone would leave a hole.
+ * Returns the index that a rebuilt state must reach, or null when no rebuild
+ * is needed. A rebuild is needed when the state database is behind the log
+ * start and no verified local snapshot reaches the log start or the recorded
+ * snapshot, whichever is higher. Applying the log alone would leave a hole.
  */
 export function stateGapIndex(dataDir: string, log: Logger): number | null {
   const raftLog = SqliteRaftLog.open(dataDir, log);
