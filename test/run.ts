@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** Longest time one test file may run before it is killed and counted failed. */
+/** Maximum time one test file may run before it is killed and counted failed. */
 const fileTimeoutMs = 10 * 60 * 1000;
 
 function findTestFiles(dir: string): string[] {

@@ -19,7 +19,7 @@ export interface Entry {
   readonly data: Uint8Array;
 }
 
-/** The state a member must fsync before it answers any message that depends on it. */
+/** The state a member must fsync before it sends any message that depends on it. */
 export interface HardState {
   readonly term: number;
   /** The candidate this member voted for in `term`, or null. */
@@ -130,7 +130,7 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
 }
 
-/** What a member restores from its disk when it starts. */
+/** State a member restores from its disk when it starts. */
 export interface RestoredState {
   readonly hardState: HardState;
   /** The newest snapshot; index 0 and term 0 when there is none. */

@@ -5,10 +5,10 @@ import type { Entry, Message, RestoredState } from '../consensus/types';
 const progressIntervalMs = 2000;
 
 /**
- * Logs how a restarting member catches up: the replay of entries that were
- * committed before the restart, then what arrives from the leader, at most one
- * line every two seconds until its log reaches the leader's commit index, so an
- * operator can follow it in the log.
+ * Logs how a restarting member catches up, so an operator can follow it: first
+ * the replay of entries committed before the restart, then what arrives from
+ * the leader. The second part logs at most one line every two seconds and stops
+ * once the log reaches the leader's commit index.
  */
 export class CatchUpReporter {
   private replayTo: number;

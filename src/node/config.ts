@@ -57,7 +57,7 @@ export const memberFlags: readonly FlagSpec[] = [
   { name: 'heartbeat-interval-ms', env: 'REPLOG_HEARTBEAT_INTERVAL_MS', help: 'leader heartbeat interval in milliseconds', default: '100' },
   { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'maximum wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
   { name: 'pending-appends-max', env: 'REPLOG_PENDING_APPENDS_MAX', help: 'appends in progress on this member before RESOURCE_EXHAUSTED', default: '50000' },
-  { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace', default: 'info' },
+  { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace or silent', default: 'info' },
 ];
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -95,6 +95,7 @@ function buildConfig(
   if (!memberIdPattern.test(id)) {
     throw new UsageError(`invalid --id ${JSON.stringify(id)}: expected [a-z0-9-]{1,32}`);
   }
+
   const grpcAddress = parseAddress('grpc', required('grpc'));
   const raftAddress = parseAddress('raft', get('raft') ?? grpcAddress);
   const peers = parsePeers(required('peers'));
@@ -105,6 +106,7 @@ function buildConfig(
   if (httpAddress === grpcAddress || httpAddress === raftAddress) {
     throw new UsageError(`invalid --http ${JSON.stringify(httpAddress)}: it must differ from --grpc and --raft`);
   }
+
   const config: MemberConfig = {
     id,
     dataDir: required('data'),
@@ -122,6 +124,7 @@ function buildConfig(
     pendingAppendsMax: parseInteger('pending-appends-max', required('pending-appends-max'), 1, 10_000_000),
     logLevel: required('log-level'),
   };
+
   validateTiming(config);
   if (!logLevels.includes(config.logLevel)) {
     throw new UsageError(`invalid --log-level ${JSON.stringify(config.logLevel)}: expected one of ${logLevels.join(', ')}`);

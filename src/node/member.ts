@@ -218,7 +218,7 @@ export class Member extends EventEmitter {
     this.scheduleDrive();
   }
 
-  /** A verified snapshot file arrived from the leader; hand its metadata to the core. */
+  /** Steps a verified snapshot file from the leader into the core, which decides whether to install it. */
   receiveSnapshot(from: string, term: number, meta: SnapshotMeta, filePath: string): void {
     if (this.stopped) return;
     this.stagedSnapshot = { meta, path: filePath };
@@ -365,7 +365,7 @@ export class Member extends EventEmitter {
   /**
    * Writes and fsyncs the Ready's entries and hard state. A change of the
    * commit index alone is only remembered and written with the next write:
-   * nothing sent depends on it, and after a crash the leader tells the
+   * nothing sent depends on it, and after a crash the leader sends the
    * member its commit index again. This saves one fsync per commit.
    */
   private persist(ready: Ready): void {
@@ -538,7 +538,7 @@ export class Member extends EventEmitter {
     m.pendingAppends.set(this.inflightByValueset.size);
   }
 
-  /** The /status document of the contract. */
+  /** Returns the /status document: role, term, indexes, message count, digest and peers. */
   status(): MemberStatus {
     const core = this.raft.status();
     const summary = this.store.summary();
@@ -577,7 +577,7 @@ export class Member extends EventEmitter {
     return this.store.read(fromIndex, limit);
   }
 
-  /** The folder of the local snapshot files. */
+  /** Returns the folder of the local snapshot files. */
   snapshotsDir(): string {
     return snapshotsDirectory(this.config.dataDir);
   }

@@ -16,11 +16,11 @@ export class MemberMetrics {
   readonly lastLogIndex = this.gauge('replog_last_log_index', 'Index of the last entry in the log');
   readonly snapshotIndex = this.gauge('replog_snapshot_index', 'Index of the newest snapshot, 0 when none');
   readonly messageCount = this.gauge('replog_messages', 'Messages stored in the message store');
-  readonly pendingAppends = this.gauge('replog_pending_appends', 'Appends accepted and not yet answered');
+  readonly pendingAppends = this.gauge('replog_pending_appends', 'Appends accepted and not yet replied to');
 
   readonly proposalsCommitted = this.counter('replog_proposals_committed_total', 'Appends this member proposed that committed and applied');
   readonly proposalsFailed = this.counter('replog_proposals_failed_total', 'Appends that failed, by gRPC status code name', ['code']);
-  readonly duplicates = this.counter('replog_duplicates_total', 'Appends answered as duplicates of a stored valueset');
+  readonly duplicates = this.counter('replog_duplicates_total', 'Appends replied to as duplicates of a stored valueset');
   readonly leaderChanges = this.counter('replog_leader_changes_total', 'Times this member saw the leader change');
   readonly snapshotsTaken = this.counter('replog_snapshots_total', 'Snapshots this member took of its message store');
   readonly snapshotsSent = this.counter('replog_install_snapshot_sent_total', 'Snapshots sent to followers, by result', ['result']);

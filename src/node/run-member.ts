@@ -84,8 +84,8 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
 
 /**
  * Binds a gRPC server with TCP_NODELAY on its accepted sockets. grpc-js 1.14
- * sets it on client sockets only; without it a small reply can wait for the
- * peer's delayed ACK, which costs a loopback round trip up to 40 ms.
+ * sets it on client sockets only. Without it a small reply can wait for the
+ * peer's delayed ACK, up to 40 ms on Linux loopback.
  */
 function bindGrpc(server: grpc.Server, address: string, flag: string): Promise<number> {
   // NOTE: grpc-js offers no option for this, so http2.createServer is wrapped

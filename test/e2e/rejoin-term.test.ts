@@ -19,7 +19,7 @@ test('cut-off member rejoins without raising the term', async () => {
   const member = tc.cluster.members.find((m) => m.id !== leader.id)!;
   await tc.cluster.stopMember(member.id, 'SIGTERM');
 
-  // Restart it unreachable both ways: it listens on an address nobody dials,
+  // Restart it unreachable both ways: it listens on an address no peer dials,
   // and it dials peers at ports where nothing listens.
   const cutOffPeers = tc.cluster.members
     .map((m, i) => `${m.id}=${m.id === member.id ? member.grpc : `127.0.0.1:${i + 1}`}`)
