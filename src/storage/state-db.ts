@@ -150,6 +150,9 @@ function readMeta(db: Database.Database, file: string): StateMeta {
   };
 }
 
+/** WAL pages after which a commit checkpoints into the file: SQLite's default. */
+const walAutocheckpointPages = 1000;
+
 /**
  * Sets the pragmas of a live state file. Exclusive locking comes first, so
  * that SQLite keeps the WAL index in process memory instead of a shared-memory
@@ -160,6 +163,7 @@ function configureLive(db: Database.Database): void {
   db.pragma('locking_mode = EXCLUSIVE');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
+  db.pragma(`wal_autocheckpoint = ${walAutocheckpointPages}`);
 }
 
 function checkIntegrity(db: Database.Database, file: string): void {
@@ -186,6 +190,8 @@ export class StateDatabase {
   private readonly insertRowsStatements: Database.Statement<unknown[]>[] = [];
   /** Parameters of the last multi-row insert, reused to save an allocation. */
   private readonly insertParameters: unknown[] = [];
+  /** Counts copyTo() calls, so only the newest turns automatic checkpoints back on. */
+  private copyGeneration = 0;
 
   private constructor(
     readonly file: string,
@@ -304,12 +310,25 @@ export class StateDatabase {
   }
 
   /**
-   * Copies the database to `destination` with SQLite's online backup, in steps
-   * between which the event loop runs. Writes through this connection during
-   * the copy are carried into it, so the copy is the state at completion.
+   * Copies the database file to `destination` as of now. A checkpoint moves
+   * every committed transaction into the file, and automatic checkpoints stay
+   * off until the copy ends, so transactions meanwhile go to the WAL only and
+   * leave the file as it was. The copy runs on the thread pool. Throws when
+   * the database is closed before the copy ends, since closing checkpoints
+   * into the file and could tear the copy.
    */
-  async backup(destination: string): Promise<void> {
-    await this.db.backup(destination);
+  async copyTo(destination: string): Promise<void> {
+    const generation = ++this.copyGeneration;
+    this.db.pragma('wal_autocheckpoint = 0');
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      await fs.promises.copyFile(this.file, destination);
+    } finally {
+      if (this.db.open && generation === this.copyGeneration) {
+        this.db.pragma(`wal_autocheckpoint = ${walAutocheckpointPages}`);
+      }
+    }
+    if (!this.db.open) throw new Error(`state database ${this.file} was closed while it was copied`);
   }
 
   close(): void {

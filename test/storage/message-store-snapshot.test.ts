@@ -109,8 +109,8 @@ test('snapshot is consistent while apply runs', async () => {
   const live = store.summary();
   store.close();
   assert.ok(next > 20_001, 'apply ran while the copy was in progress');
-  assert.ok(meta.index >= 20_000);
-  assert.ok(meta.index <= live.appliedIndex);
+  assert.is(meta.index, 20_000, 'the copy is the state when the snapshot started');
+  assert.ok(meta.index < live.appliedIndex);
 
   const copyDir = path.join(dir, 'copy');
   const copy = MessageStore.open(copyDir);
@@ -121,6 +121,17 @@ test('snapshot is consistent while apply runs', async () => {
   assert.is(summary.messageCount, meta.index);
   assert.is(copy.read(0, 100_000).length, meta.index);
   copy.close();
+});
+
+test('closing during a snapshot fails it', async () => {
+  const store = storeWith(20_000);
+  const saved = store.saveSnapshot().then(
+    () => 'saved',
+    (err: Error) => err.message,
+  );
+  store.close();
+  assert.match(await saved, /closed while it was copied/);
+  assert.equal(listSnapshots(path.join(dir, 'snapshots')), []);
 });
 
 test('stray temp and partial files after a crash are ignored', () => {
