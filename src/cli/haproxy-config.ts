@@ -70,6 +70,9 @@ function backendSection(members: readonly HaproxyMember[]): string[] {
   return [
     'backend replog_members',
     '    balance roundrobin',
+    '    # Calls share idle member connections across clients, so each member',
+    '    # gets a few busy HTTP/2 connections, not one per two or three calls in flight.',
+    '    http-reuse always',
     '    option httpchk GET /healthz',
     '    http-check expect status 200',
     `    default-server inter ${healthCheck.intervalMs}ms ` +
