@@ -15,7 +15,8 @@
 # writes/s, 0 = as fast as replies allow [0], WARMUP_S [2], DURATION_S [10],
 # VALUE_BYTES [100], CONNECTIONS [3], BASE_PORT, first of 40 ports [42000],
 # KEEP_WORKDIR=1 keeps data, logs and JSON reports, SYSTEMS=etcd or
-# SYSTEMS=replog runs one system only ["etcd replog"].
+# SYSTEMS=replog runs one system only ["etcd replog"], MEMBER_NODE_FLAGS, extra
+# node flags for each replog member, such as "--cpu-prof --cpu-prof-dir=DIR" [].
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +30,7 @@ VALUE_BYTES=${VALUE_BYTES:-100}
 CONNECTIONS=${CONNECTIONS:-3}
 BASE_PORT=${BASE_PORT:-42000}
 SYSTEMS=${SYSTEMS:-etcd replog}
+MEMBER_NODE_FLAGS=${MEMBER_NODE_FLAGS:-}
 # Time a cluster gets to elect a leader and serve, and a process to exit on SIGTERM.
 READY_TIMEOUT_S=30
 STOP_TIMEOUT_S=15
@@ -161,7 +163,8 @@ run_replog() {
     members_json+="${members_json:+,}{\"id\":\"n$i\",\"grpc\":\"127.0.0.1:$((BASE_PORT + 20 + i))\",\"http\":\"127.0.0.1:$((BASE_PORT + 30 + i))\"}"
   done
   for i in 1 2 3; do
-    start_logged "$workdir/replog-n$i.log" node dist/src/cli/main.js node --id "n$i" \
+    # shellcheck disable=SC2086 # MEMBER_NODE_FLAGS holds several flags
+    start_logged "$workdir/replog-n$i.log" node $MEMBER_NODE_FLAGS dist/src/cli/main.js node --id "n$i" \
       --data "$workdir/replog/n$i" --grpc "127.0.0.1:$((BASE_PORT + 20 + i))" \
       --http "127.0.0.1:$((BASE_PORT + 30 + i))" --peers "$peers"
     pids+=("$!")

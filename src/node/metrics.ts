@@ -1,8 +1,15 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics of one member; each member has its own registry. */
 export class MemberMetrics {
   readonly registry = new Registry();
+
+  constructor() {
+    // Process and Node.js series (process_resident_memory_bytes,
+    // nodejs_heap_size_used_bytes, nodejs_eventloop_lag_seconds, GC time), so
+    // memory and event loop stalls can be watched like etcd's go_* series.
+    collectDefaultMetrics({ register: this.registry });
+  }
 
   readonly role = new Gauge({
     name: 'replog_role',
