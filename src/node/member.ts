@@ -34,6 +34,13 @@ const inflightAppendsMax = 16;
 const leaderWaitMs = 3000;
 const expireSweepMs = 200;
 
+/** A log write of one Ready whose fsync is pending. */
+interface PendingWrite {
+  readonly hardState: HardState;
+  /** Stops the persist timer. */
+  readonly end: () => void;
+}
+
 interface QueuedProposal {
   readonly valueset: string;
   readonly data: Uint8Array;
@@ -69,6 +76,10 @@ export class Member extends EventEmitter {
   private bytesSinceSnapshot = 0;
   private stagedSnapshot: { meta: SnapshotMeta; path: string } | null = null;
   private driveScheduled = false;
+  /** A Ready waits for the fsync of its log write; no other Ready starts meanwhile. */
+  private syncing = false;
+  /** Messages of the Ready in progress that went out before its write. */
+  private sentEarly: Message[] = [];
   /** The error that appends still in progress fail with once the member stopped. */
   private stopFailure: ReplogError = errors.shuttingDown();
   private stopped = false;
@@ -320,15 +331,24 @@ export class Member extends EventEmitter {
     });
   }
 
-  /** Performs every pending Ready of the core. */
+  /**
+   * Performs the pending Readies of the core. A Ready that wrote to the Raft
+   * log waits for its fsync on the thread pool; meanwhile the event loop goes
+   * on receiving appends and peer messages, which the core takes in and the
+   * next Ready carries, and no other Ready starts.
+   */
   private drive(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.syncing) return;
     this.flushProposals();
     try {
       while (this.raft.hasReady()) {
         const ready = this.raft.ready();
-        this.handleReady(ready);
-        this.raft.advance(ready);
+        const written = this.startReady(ready);
+        if (written !== null) {
+          this.awaitSync(ready, written);
+          return;
+        }
+        this.finishReady(ready);
       }
     } catch (err) {
       this.failStop(err);
@@ -338,17 +358,51 @@ export class Member extends EventEmitter {
     this.updateGauges();
   }
 
-  private handleReady(ready: Ready): void {
+  /** Installs the snapshot, sends what may go early and writes the log; returns the write to wait for, if any. */
+  private startReady(ready: Ready): PendingWrite | null {
     if (ready.snapshot) this.installSnapshot(ready.snapshot);
     const early = this.leaderMessagesBeforePersist(ready);
     this.sendMessages(early);
-    this.persist(ready);
+    this.sentEarly = early;
+    return this.write(ready);
+  }
+
+  /** Sends the rest of the messages, applies, and advances the core; the Ready's writes are on disk. */
+  private finishReady(ready: Ready): void {
+    const early = this.sentEarly;
+    this.sentEarly = [];
     this.sendMessages(early.length === 0 ? ready.messages : ready.messages.filter((m) => !early.includes(m)));
     if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
     if (ready.softState.role !== this.softState.role || ready.softState.leaderId !== this.softState.leaderId) {
       this.onSoftState(ready.softState);
     }
     this.softState = ready.softState;
+    this.raft.advance(ready);
+  }
+
+  private awaitSync(ready: Ready, written: PendingWrite): void {
+    this.syncing = true;
+    const file = this.raftLog.filePath;
+    this.raftLog.sync().then(
+      () => {
+        this.syncing = false;
+        if (this.stopped) return;
+        written.end();
+        this.persistedHardState = written.hardState;
+        this.catchUp.persisted(ready.entries);
+        try {
+          this.finishReady(ready);
+        } catch (err) {
+          this.failStop(err);
+          return;
+        }
+        this.drive();
+      },
+      (err: unknown) => {
+        this.syncing = false;
+        if (!this.stopped) this.failStop(new StorageWriteError(`${file}-wal`, err));
+      },
+    );
   }
 
   /**
@@ -363,22 +417,21 @@ export class Member extends EventEmitter {
   }
 
   /**
-   * Writes and fsyncs the Ready's entries and hard state. A change of the
-   * commit index alone is only remembered and written with the next write:
-   * nothing sent depends on it, and after a crash the leader sends the
-   * member its commit index again. This saves one fsync per commit.
+   * Writes the Ready's entries and hard state; the caller waits for the
+   * fsync. A change of the commit index alone is only remembered and written
+   * with the next write: nothing sent depends on it, and after a crash the
+   * leader sends the member its commit index again. This saves one fsync per
+   * commit.
    */
-  private persist(ready: Ready): void {
+  private write(ready: Ready): PendingWrite | null {
     if (ready.hardState) this.latestHardState = ready.hardState;
     const hardState = this.latestHardState;
     const written = this.persistedHardState;
     const voteOrTermChanged = hardState.term !== written.term || hardState.vote !== written.vote;
-    if (ready.entries.length === 0 && !voteOrTermChanged) return;
+    if (ready.entries.length === 0 && !voteOrTermChanged) return null;
     const end = this.metrics.persistSeconds.startTimer();
-    writingTo(() => this.raftLog.filePath, () => this.raftLog.persist(ready.entries, hardState === written ? null : hardState));
-    end();
-    this.persistedHardState = hardState;
-    this.catchUp.persisted(ready.entries);
+    writingTo(() => this.raftLog.filePath, () => this.raftLog.write(ready.entries, hardState === written ? null : hardState));
+    return { hardState, end };
   }
 
   private sendMessages(messages: readonly Message[]): void {

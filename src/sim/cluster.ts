@@ -1,5 +1,5 @@
 import type { Message, NodeId, ProposeResult, RaftConfig, Ready, Role, SoftState } from '../consensus/types';
-import { CRASH_POINTS, handleReady, type CrashPoint, type DriverContext } from './driver';
+import { CRASH_POINTS, crashMember, finishInflightReady, handleReady, syncWrite, type CrashPoint, type DriverContext } from './driver';
 import { EventQueue } from './event-queue';
 import { InvariantChecker } from './invariants';
 import { Member } from './member';
@@ -38,6 +38,13 @@ export interface ClusterOptions {
   readonly faults: NetworkFaults;
   /** Probability that a member handles a Ready later, so that more input joins it. */
   readonly readyDeferRate: number;
+  /**
+   * Probability that a Ready which writes entries, term or vote waits for its
+   * fsync in a separate event, as replog's Member does, so that messages,
+   * ticks, proposals and compaction reach the member in between. The others
+   * are handled in one event. Default 0.
+   */
+  readonly readySplitRate?: number;
   /** Largest difference of a member's tick period from one tick, in time units. */
   readonly tickSkewUnitsMax: number;
   /**
@@ -67,6 +74,10 @@ export interface ClusterOptions {
 
 /** Largest delay of a deferred Ready, in time units (well under one tick). */
 const READY_DEFER_UNITS_MAX = 4;
+/** Largest duration of the fsync of a split Ready, in time units (up to two ticks). */
+const SYNC_UNITS_MAX = 2 * TIME_UNITS_PER_TICK;
+/** Probability that a crash keeps a write not yet fsync'd; otherwise it is lost. */
+const KEEP_UNSYNCED_RATE = 0.5;
 /** Ready batches handled back to back before the core is deemed stuck in a loop. */
 const READY_ROUNDS_MAX = 1000;
 
@@ -188,16 +199,14 @@ export class Cluster implements DriverContext {
 
   /**
    * Crashes a member at `point` of handling its pending Ready, or between two
-   * events when it has none. Its store and state machine survive.
+   * events when it has none. A member whose Ready waits for its fsync crashes
+   * in that window instead, and its unsynced write is kept or dropped. Its
+   * store and state machine survive.
    */
   crash(id: NodeId, point: CrashPoint = 'beforePersist'): void {
     const member = this.member(id);
     if (!member.isUp) return;
-    const stillUp = handleReady(this, member, point);
-    if (stillUp) {
-      member.crash();
-      this.log(`${id} crashed`);
-    }
+    crashMember(this, member, point);
   }
 
   /** Starts a crashed member again from its store and state machine. */
@@ -229,6 +238,8 @@ export class Cluster implements DriverContext {
     const core = member.core;
     if (core === null) return;
     const { snapshot, logStart } = core.compact(index, keepEntries);
+    // SqliteRaftLog.compact() fsyncs the WAL, which makes an unsynced write durable too.
+    syncWrite(this, member, 'synced by compaction');
     member.store.compact(snapshot, logStart);
     this.log(`${id} compacted snapshot=${snapshot.index}/${snapshot.term} logStart=${logStart.index}`);
     this.afterInput(member);
@@ -251,12 +262,30 @@ export class Cluster implements DriverContext {
   drawCrashPoint(member: Member, ready: Ready): CrashPoint | null {
     const leading = ready.softState.role === 'leader';
     const newLeader = leading && this.readyRoles.get(member.id) !== 'leader';
-    if (newLeader && this.drawFault(this.newLeaderCrashRate)) return 'afterPersist';
+    if (newLeader && this.drawFault(this.newLeaderCrashRate)) return 'afterPersistUnsent';
     const commit = ready.hardState?.commit ?? 0;
     const leaderCommit = leading && commit > member.store.currentHardState().commit;
-    if (leaderCommit && this.drawFault(this.leaderCommitCrashRate)) return 'afterPersist';
+    if (leaderCommit && this.drawFault(this.leaderCommitCrashRate)) return 'afterPersistUnsent';
     if (ready.entries.length === 0 && ready.hardState === null) return null;
     return this.drawFault(this.readyCrashRate) ? this.schedulingRng.pick(CRASH_POINTS) : null;
+  }
+
+  drawSplit(): boolean {
+    return this.drawFault(this.options.readySplitRate ?? 0);
+  }
+
+  drawKeepUnsynced(): boolean {
+    return this.schedulingRng.chance(KEEP_UNSYNCED_RATE);
+  }
+
+  scheduleSync(member: Member): void {
+    const incarnation = member.incarnation;
+    this.queue.schedule(this.now + this.schedulingRng.int(1, SYNC_UNITS_MAX), () => {
+      if (member.incarnation !== incarnation || member.core === null) return;
+      finishInflightReady(this, member);
+      this.checker.checkStep();
+      this.handleReadyNow(member);
+    });
   }
 
   /** Returns true with the given probability; draws nothing when it is 0. */
@@ -334,11 +363,15 @@ export class Cluster implements DriverContext {
     this.deliveredCounts.set(key, (this.deliveredCounts.get(key) ?? 0) + 1);
   }
 
-  /** Checks invariants, then handles the member's Ready now or a little later. */
+  /**
+   * Checks invariants, then handles the member's Ready now or a little later.
+   * A member whose Ready waits for its fsync takes no Ready here, because the
+   * finish of that Ready handles the next one.
+   */
   private afterInput(member: Member): void {
     this.checker.checkStep();
     const core = member.core;
-    if (core === null || member.readyScheduled || !core.hasReady()) return;
+    if (core === null || member.readyScheduled || member.inflight !== null || !core.hasReady()) return;
     if (!this.schedulingRng.chance(this.options.readyDeferRate)) {
       this.handleReadyNow(member);
       return;
@@ -348,7 +381,7 @@ export class Cluster implements DriverContext {
     this.queue.schedule(this.now + this.schedulingRng.int(1, READY_DEFER_UNITS_MAX), () => {
       if (member.incarnation !== incarnation || member.core === null) return;
       member.readyScheduled = false;
-      this.handleReadyNow(member);
+      if (member.inflight === null) this.handleReadyNow(member);
     });
   }
 
@@ -360,8 +393,9 @@ export class Cluster implements DriverContext {
           `${member.id} still has a Ready after ${READY_ROUNDS_MAX} in a row`,
         );
       }
-      handleReady(this, member, null);
+      const outcome = handleReady(this, member, null);
       this.checker.checkStep();
+      if (outcome !== 'done') return;
     }
   }
 

@@ -29,7 +29,9 @@ export function entryKey(entry: Entry): string {
  * Checks the safety properties of Raft over a whole simulated cluster: election
  * safety, log matching, leader completeness, state machine safety, committed
  * entries never lost or reordered, and commit and applied indexes that never
- * go back. Every method throws an InvariantViolation on the first break.
+ * go back. "Stored" and "on disk" mean fsync'd: the store's reads leave out a
+ * write that is not yet fsync'd. Every method throws an InvariantViolation on
+ * the first break.
  */
 export class InvariantChecker {
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -40,6 +42,8 @@ export class InvariantChecker {
   private readonly volatileViews = new Map<NodeId, VolatileView>();
   /** Durable commit index of each member already compared with `committed`. */
   private readonly checkedCommits = new Map<NodeId, number>();
+  /** Highest index that a leader's commit index covered, checked by checkLeaderCommitStored(). */
+  private leaderCommitChecked = 0;
 
   constructor(private readonly members: readonly Member[]) {}
 
@@ -63,7 +67,7 @@ export class InvariantChecker {
     }
   }
 
-  /** Checks a batch the simulator just persisted; `before` is the hard state before it. */
+  /** Checks a write the simulator just made durable; `before` is the hard state before it. */
   checkPersisted(member: Member, entries: readonly Entry[], before: HardState): void {
     if (entries.length > 0) {
       this.checkNoCommittedTruncation(member, entries, before.commit);
@@ -193,7 +197,10 @@ export class InvariantChecker {
       );
     }
     this.checkCommitTerms(member, view.commitIndex, status.commitIndex, status.snapshotIndex);
-    if (status.role === 'leader') this.checkLeader(member, status.term, view);
+    if (status.role === 'leader') {
+      this.checkLeader(member, status.term, view);
+      this.checkLeaderCommitStored(member, status.term, Math.max(view.commitIndex, status.snapshotIndex), status.commitIndex);
+    }
     view.term = status.term;
     view.commitIndex = status.commitIndex;
     view.appliedIndex = status.appliedIndex;
@@ -250,6 +257,29 @@ export class InvariantChecker {
         );
       }
     }
+  }
+
+  /**
+   * Checks that each entry a leader's commit index newly covers is already on
+   * the disk of a majority. A leader that counted its own entries before their
+   * fsync, or a follower that acknowledged entries before theirs, breaks this
+   * even when no crash follows.
+   */
+  private checkLeaderCommitStored(leader: Member, leaderTerm: number, from: number, to: number): void {
+    const core = leader.core;
+    if (core === null) return;
+    for (let index = Math.max(from, this.leaderCommitChecked) + 1; index <= to; index += 1) {
+      const term = core.termAt(index);
+      if (term === undefined) continue;
+      const holders = this.countDisksHolding(index, term);
+      if (holders < this.majority()) {
+        this.fail(
+          'durability',
+          `leader ${leader.id} of term ${leaderTerm} committed ${index}/${term}, which is on ${holders} disks, a majority is ${this.majority()}`,
+        );
+      }
+    }
+    this.leaderCommitChecked = Math.max(this.leaderCommitChecked, to);
   }
 
   private checkNoCommittedTruncation(member: Member, entries: readonly Entry[], commit: number): void {
@@ -336,17 +366,23 @@ export class InvariantChecker {
 
   /** Checks that a committed entry is on the disk of a majority, in the log or below the snapshot. */
   private checkStoredOnMajority(entry: Entry): void {
-    let holders = 0;
-    for (const member of this.members) {
-      const inLog = member.store.termAt(entry.index) === entry.term && entry.index > member.store.currentLogStart().index;
-      if (inLog || member.store.currentSnapshot().index >= entry.index) holders += 1;
-    }
+    const holders = this.countDisksHolding(entry.index, entry.term);
     if (holders < this.majority()) {
       this.fail(
         'durability',
         `committed entry ${entry.index}/${entry.term} is on ${holders} disks, a majority is ${this.majority()}`,
       );
     }
+  }
+
+  /** Returns the number of members whose disk has the entry, in the log or below the snapshot. */
+  private countDisksHolding(index: number, term: number): number {
+    let holders = 0;
+    for (const member of this.members) {
+      const inLog = member.store.termAt(index) === term && index > member.store.currentLogStart().index;
+      if (inLog || member.store.currentSnapshot().index >= index) holders += 1;
+    }
+    return holders;
   }
 
   private fail(invariant: string, detail: string): never {

@@ -1,6 +1,17 @@
 import { Raft } from '../consensus/raft';
-import type { Entry, NodeId, RaftConfig, RestoredState, SnapshotMeta } from '../consensus/types';
+import type { Entry, Message, NodeId, RaftConfig, Ready, RestoredState, SnapshotMeta } from '../consensus/types';
+import type { CrashPoint } from './driver';
 import { MemoryLogStore } from './log-store';
+import { InvariantViolation } from './violation';
+
+/** A Ready that was started and waits for the fsync of its log write before it finishes. */
+export interface InflightReady {
+  readonly ready: Ready;
+  /** The leader's messages that went out before the write; the rest go out at finish. */
+  readonly early: ReadonlySet<Message>;
+  /** The crash point drawn for this Ready, reached at finish, or null for none. */
+  readonly crashAt: CrashPoint | null;
+}
 
 /**
  * One simulated member: the real core while it is up, and the state that
@@ -18,6 +29,8 @@ export class Member {
   tickPeriodUnits: number;
   /** Set while a deferred Ready event is scheduled. */
   readyScheduled = false;
+  /** The started Ready whose fsync is pending; no other Ready starts meanwhile. */
+  inflight: InflightReady | null = null;
   /** Snapshot data received with snapshot messages, by `index/term`; lost on crash. */
   private readonly stagedSnapshots = new Map<string, readonly Entry[]>();
 
@@ -35,18 +48,26 @@ export class Member {
 
   /** Builds a fresh core from the durable state, as a restarted process does. */
   start(config: RaftConfig): Raft {
+    if (this.store.hasUnsynced) {
+      throw new InvariantViolation('durable state', `${this.id} started with a write neither fsync'd nor dropped`);
+    }
     this.incarnation += 1;
     this.stagedSnapshots.clear();
     this.readyScheduled = false;
+    this.inflight = null;
     this.core = new Raft(config, this.restoredState());
     return this.core;
   }
 
-  /** Drops the core and everything volatile; the store and applied list stay. */
+  /**
+   * Drops the core and everything volatile; the store and applied list stay.
+   * The caller first keeps or drops an unsynced write.
+   */
   crash(): void {
     this.core = null;
     this.stagedSnapshots.clear();
     this.readyScheduled = false;
+    this.inflight = null;
   }
 
   restoredState(): RestoredState {

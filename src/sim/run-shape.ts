@@ -121,6 +121,8 @@ export function drawRunShape(seed: number): RunShape {
     newLeaderCrashRate: newLeaderCrashRate ?? 0,
     leaderCommitCrashRate: leaderCommitCrashRate ?? 0,
     tickSkewUnitsMax: rng.pick([0, 1, 2, 3]),
+    // Drawn last, so the draws above give the same shapes as before it existed.
+    readySplitRate: rng.pick([0, 0.3, 0.7, 1]),
   };
   return { profile, cluster, rates: { ...rates, ...rateOverrides } };
 }
@@ -137,6 +139,6 @@ export function describeRunShape(shape: RunShape): string {
     `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} newLeaderCrash=${cluster.newLeaderCrashRate ?? 0}`,
     `leaderCommitCrash=${cluster.leaderCommitCrashRate ?? 0} down=${rates.downTicksMax}`,
     `partition=${rates.partitionRate} shortLeader=${rates.shortLeaderRate} compact=${rates.compactRate}`,
-    `readyDefer=${cluster.readyDeferRate} skew=${cluster.tickSkewUnitsMax}`,
+    `readyDefer=${cluster.readyDeferRate} readySplit=${cluster.readySplitRate ?? 0} skew=${cluster.tickSkewUnitsMax}`,
   ].join(' ');
 }

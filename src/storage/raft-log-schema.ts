@@ -89,7 +89,9 @@ export type Statements = ReturnType<typeof prepareStatements>;
 export function configure(db: Database.Database): void {
   db.pragma('locking_mode = EXCLUSIVE');
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  // SQLite fsyncs at checkpoints only; SqliteRaftLog fsyncs the WAL after each
+  // write itself, on the thread pool, so the event loop does not wait for it.
+  db.pragma('synchronous = NORMAL');
   const version: unknown = db.pragma('user_version', { simple: true });
   if (version === raftLogFormatVersion) return;
   const tableCount: unknown = db

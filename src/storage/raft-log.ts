@@ -1,10 +1,14 @@
 // The durable Raft log of one member on SQLite: entries, hard state, snapshot
 // metadata and log start, in `<dir>/raft.db`.
 //
-// Durability: WAL mode with synchronous = FULL, so every committed transaction
-// is fsync'd before the write method returns. Atomicity comes from SQLite's WAL.
+// Durability: WAL mode with synchronous = NORMAL, so SQLite itself fsyncs only
+// around checkpoints, and this class fsyncs the WAL file after each write:
+// persist(), installSnapshot() and compact() return once their transaction is
+// on disk; write() returns once it is in the page cache, and sync() resolves
+// once everything written so far is on disk, with the fsync on the thread
+// pool so the event loop goes on meanwhile. Atomicity comes from SQLite's WAL.
 // A transaction that was half written when the process or machine crashed has
-// no commit record in the WAL, so the next open ignores it. A persist() is
+// no valid commit frame in the WAL, so the next open ignores it. A write is
 // therefore either fully on disk or absent. load() still checks that the entries are
 // contiguous and cuts the log at the first gap (a torn tail is truncated on
 // start, not fatal), which guards against bugs and files edited by hand.
@@ -71,6 +75,11 @@ export class SqliteRaftLog implements RaftLogStore {
   private logStart: SnapshotMeta;
   /** Highest stored index, or null when no row is stored; saves a query per persist(). */
   private lastIndex: number | null;
+  /** Descriptor of the WAL file for fsyncs, opened at the first one. */
+  private walFd: number | null = null;
+  /** The fsync in flight on the thread pool, if any. */
+  private syncInFlight: Promise<void> | null = null;
+  private closed = false;
 
   /** Opens or creates `<dir>/raft.db`, creating `dir` when missing. */
   static open(dir: string, logger: StorageLogger = silentLogger): SqliteRaftLog {
@@ -127,9 +136,18 @@ export class SqliteRaftLog implements RaftLogStore {
   }
 
   persist(entries: readonly Entry[], hardState: HardState | null): void {
+    if (this.write(entries, hardState)) this.syncWalSync();
+  }
+
+  /**
+   * Does what persist() does, without the fsync: the transaction is in the
+   * page cache when this returns, and on disk once a later sync() resolves.
+   * Returns false when there was nothing to write.
+   */
+  write(entries: readonly Entry[], hardState: HardState | null): boolean {
     const first = entries[0];
     const last = entries.at(-1);
-    if (first === undefined && hardState === null) return;
+    if (first === undefined && hardState === null) return false;
     if (first !== undefined) this.checkAppend(entries, first.index);
     this.runTransaction(() => {
       if (first !== undefined) this.writeEntries(entries, first.index);
@@ -138,10 +156,30 @@ export class SqliteRaftLog implements RaftLogStore {
       }
     });
     if (last !== undefined) this.lastIndex = last.index;
+    return true;
+  }
+
+  /**
+   * Resolves once every transaction written before the call is on disk. The
+   * fsync runs on the thread pool. Rejects with the fsync's error (EIO,
+   * ENOSPC), after which nothing written since the last good sync may be
+   * counted as stored.
+   */
+  sync(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`Raft log ${this.filePath} is closed`));
+    const fd = this.openWal();
+    const done = new Promise<void>((resolve, reject) => {
+      fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+    });
+    const tracked = done.finally(() => {
+      if (this.syncInFlight === tracked) this.syncInFlight = null;
+    });
+    this.syncInFlight = tracked.catch(() => undefined);
+    return done;
   }
 
   installSnapshot(snapshot: SnapshotMeta): void {
-    this.runTransaction(() => {
+    this.transactDurably(() => {
       this.statements.deleteAll.run();
       this.statements.updateSnapshot.run(
         snapshot.index,
@@ -166,7 +204,7 @@ export class SqliteRaftLog implements RaftLogStore {
         `log start ${logStart.index} must not be below the stored log start ${this.logStart.index}`,
       );
     }
-    this.runTransaction(() => {
+    this.transactDurably(() => {
       this.statements.updateSnapshot.run(
         snapshot.index,
         snapshot.term,
@@ -180,7 +218,37 @@ export class SqliteRaftLog implements RaftLogStore {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.db.close();
+    const fd = this.walFd;
+    if (fd === null) return;
+    this.walFd = null;
+    // An fsync on the thread pool still uses the descriptor; close it after.
+    if (this.syncInFlight === null) fs.closeSync(fd);
+    else void this.syncInFlight.then(() => fs.closeSync(fd));
+  }
+
+  private transactDurably(work: () => void): void {
+    this.runTransaction(work);
+    this.syncWalSync();
+  }
+
+  private syncWalSync(): void {
+    fs.fdatasyncSync(this.openWal());
+  }
+
+  /**
+   * Opens the WAL file once. SQLite creates it at the first write and, with
+   * exclusive locking, keeps it until the database closes. SQLite fsyncs the
+   * folder for a new WAL file only when it fsyncs the WAL, which
+   * synchronous = NORMAL leaves to this class, so the folder is fsync'd here.
+   */
+  private openWal(): number {
+    if (this.walFd !== null) return this.walFd;
+    this.walFd = fs.openSync(`${this.filePath}-wal`, 'r');
+    fsyncDirectorySync(path.dirname(this.filePath));
+    return this.walFd;
   }
 
   private readMeta(): MetaRow {
@@ -245,7 +313,7 @@ export class SqliteRaftLog implements RaftLogStore {
   }
 
   private dropInvalid(scan: LogScan, logStart: SnapshotMeta, commit: number): void {
-    this.runTransaction(() => {
+    this.transactDurably(() => {
       if (scan.firstBrokenIndex !== null) this.truncateFrom(scan.firstBrokenIndex);
       // A row that truncating left wholly at or below the log start is stale too.
       this.statements.deleteThrough.run(logStart.index, logStart.index);

@@ -116,6 +116,38 @@ test('persist and load round trip after reopen', () => {
   });
 });
 
+test('write and sync store entries and hard state', async () => {
+  const log = SqliteRaftLog.open(dir);
+  assert.is(log.write([], null), false);
+  assert.ok(log.write(entries(1, 3, 1), { term: 1, vote: 'n1', commit: 0 }));
+  assert.ok(log.write(entries(4, 5, 1), null));
+  await log.sync();
+  log.close();
+
+  const reopened = SqliteRaftLog.open(dir);
+  const state = reopened.load();
+  reopened.close();
+  assert.equal(state.hardState, { term: 1, vote: 'n1', commit: 0 });
+  assert.equal(indexes(state.entries), [1, 2, 3, 4, 5]);
+});
+
+test('close while a sync is in flight keeps the data', async () => {
+  const log = SqliteRaftLog.open(dir);
+  log.write(entries(1, 50, 1), { term: 1, vote: '', commit: 0 });
+  const synced = log.sync();
+  log.close();
+  await synced;
+  const afterClose = await log.sync().then(
+    () => 'resolved',
+    (err: Error) => err.message,
+  );
+  assert.match(afterClose, /is closed/);
+
+  const reopened = SqliteRaftLog.open(dir);
+  assert.equal(indexes(reopened.load().entries), indexes(entries(1, 50, 1)));
+  reopened.close();
+});
+
 test('persist accepts a plain Uint8Array as data', () => {
   const log = SqliteRaftLog.open(dir);
   const data = new Uint8Array([0, 1, 2, 255]);
