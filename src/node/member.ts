@@ -6,7 +6,7 @@ import { Raft } from '../consensus/raft';
 import { EntryType } from '../consensus/types';
 import type { Entry, HardState, Message, Ready, RestoredState, Role, SnapshotMeta, SoftState } from '../consensus/types';
 import { errors, ReplogError, toReplogError } from '../grpc/errors';
-import { encodeMessage, valuesetBytesMax } from '../storage/codec';
+import { encodeMessageBatch, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
 import { SqliteRaftLog } from '../storage/raft-log';
 import { fileSha256Sync, listSnapshots, snapshotsDirectory } from '../storage/snapshot-files';
@@ -43,7 +43,7 @@ interface PendingWrite {
 
 interface QueuedProposal {
   readonly valueset: string;
-  readonly data: Uint8Array;
+  readonly receivedAtMs: number;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (err: ReplogError) => void;
 }
@@ -300,18 +300,20 @@ export class Member extends EventEmitter {
 
   private enqueueProposal(valueset: string): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      const data = encodeMessage({ valueset, receivedAtMs: Date.now() });
-      this.proposalQueue.push({ valueset, data, resolve, reject });
+      this.proposalQueue.push({ valueset, receivedAtMs: Date.now(), resolve, reject });
       this.scheduleDrive();
     });
   }
 
-  /** Proposes every queued append as one batch, so they share one fsync. */
+  /**
+   * Proposes every queued append as one batch, so they share one fsync. The
+   * batch is encoded into one buffer, which the entries share in the log.
+   */
   private flushProposals(): void {
     if (this.proposalQueue.length === 0) return;
     const batch = this.proposalQueue;
     this.proposalQueue = [];
-    const result = this.raft.propose(batch.map((p) => p.data));
+    const result = this.raft.propose(encodeMessageBatch(batch));
     if (!result.ok) {
       for (const p of batch) p.reject(errors.leaderLost());
       return;

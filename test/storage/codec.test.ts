@@ -4,6 +4,7 @@ import {
   decodeMessage,
   decodeStorableMessage,
   encodeMessage,
+  encodeMessageBatch,
   valuesetBytesMax,
 } from '../../src/storage/codec';
 
@@ -40,6 +41,40 @@ test('decode reads a view at an offset', () => {
   const outer = new Uint8Array(encoded.byteLength + 3);
   outer.set(encoded, 3);
   assert.equal(decodeMessage(outer.subarray(3)), { valueset: 'inner', receivedAtMs: 42 });
+});
+
+test('batch encodes like one message each', () => {
+  const records = [
+    { valueset: 'héllo ☃ 𝄞', receivedAtMs: 1_700_000_000_123 },
+    { valueset: '', receivedAtMs: -5 },
+    { valueset: 'x', receivedAtMs: 7 },
+  ];
+  const views = encodeMessageBatch(records);
+  assert.is(views.length, records.length);
+  records.forEach((record, i) => {
+    assert.equal(Array.from(views[i]!), Array.from(encodeMessage(record)));
+    assert.equal(decodeMessage(views[i]!), record);
+  });
+});
+
+test('batch views share one unpooled buffer', () => {
+  const views = encodeMessageBatch([
+    { valueset: 'a', receivedAtMs: 1 },
+    { valueset: 'bc', receivedAtMs: 2 },
+  ]);
+  const buffer = views[0]!.buffer;
+  assert.is(views[1]!.buffer, buffer);
+  // Exactly the two messages, so no other buffer shares the allocation.
+  assert.is(buffer.byteLength, 9 + 10);
+  assert.is(views[1]!.byteOffset, 9);
+});
+
+test('batch of no records is empty', () => {
+  assert.equal(encodeMessageBatch([]), []);
+});
+
+test('batch rejects a time that is not a safe integer', () => {
+  assert.throws(() => encodeMessageBatch([{ valueset: 'x', receivedAtMs: Number.NaN }]), /safe integer/);
 });
 
 test('decode rejects data shorter than the prefix', () => {
