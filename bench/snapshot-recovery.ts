@@ -5,7 +5,7 @@
 // the script times its catch-up and notes whether it installed a snapshot.
 // Third, it times how long that member, with N stored messages, takes to be
 // ready after a clean stop and after SIGKILL. The figures are Markdown tables
-// on stdout, and progress goes to stderr:
+// on stdout (and JSON with --json FILE), and progress goes to stderr:
 //   node dist/bench/snapshot-recovery.js [--quick] [--messages N] [--long-run-s S]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,7 +23,7 @@ const usage = `Usage: node dist/bench/snapshot-recovery.js [flags]
 
   --messages N            messages loaded while a follower is down, and stored
                           when start-up is timed (default 1000000; --quick 100000)
-  --long-run-s S          seconds of steady load while disk and RSS are sampled
+  --long-run-s S          seconds of steady load while disk and memory are sampled
                           (default 300; --quick 60)
   --sample-interval-s S   seconds between two samples (default 5)
   --rate N                steady load in messages/s (default 2000)
@@ -32,6 +32,13 @@ const usage = `Usage: node dist/bench/snapshot-recovery.js [flags]
   --window N              appends in flight per stream (default 256)
   --startup-runs N        restarts timed per stop signal (default 3; --quick 1)
   --snapshot-threshold N  passed to every member (default: the member's default)
+  --base-port N           first of 8 contiguous ports the members listen on; the
+                          two clusters use them one after the other
+                          (default 0: ports the OS picks)
+  --member-node-flags=F   Node.js flags for every member process, separated by
+                          spaces, e.g. --member-node-flags="--heapsnapshot-signal=SIGUSR2"
+                          (the = is needed because the value starts with a dash)
+  --json FILE             also write all figures and samples to FILE as JSON
   --quick                 the shorter defaults above
   --keep                  keep the data folder and member logs
   -h, --help              show this help
@@ -47,6 +54,9 @@ interface BenchFlags {
   readonly window: number;
   readonly startupRuns: number;
   readonly snapshotThreshold: number | null;
+  readonly basePort: number;
+  readonly memberNodeFlags: readonly string[];
+  readonly jsonFile: string | null;
   readonly keep: boolean;
 }
 
@@ -72,6 +82,9 @@ function parseBenchFlags(argv: readonly string[]): BenchFlags | null {
     window: { type: 'string' },
     'startup-runs': { type: 'string' },
     'snapshot-threshold': { type: 'string' },
+    'base-port': { type: 'string' },
+    'member-node-flags': { type: 'string' },
+    json: { type: 'string' },
     quick: { type: 'boolean' },
     keep: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -89,6 +102,9 @@ function parseBenchFlags(argv: readonly string[]): BenchFlags | null {
     window: parseIntegerFlag('window', values.window, 256, 1, 100_000),
     startupRuns: parseIntegerFlag('startup-runs', values['startup-runs'], quick ? 1 : 3, 1, 100),
     snapshotThreshold: threshold === undefined ? null : parseIntegerFlag('snapshot-threshold', threshold, 0, 1, 1e9),
+    basePort: parseIntegerFlag('base-port', values['base-port'], 0, 0, 65_535 - 7),
+    memberNodeFlags: (values['member-node-flags'] ?? '').split(' ').filter((flag) => flag !== ''),
+    jsonFile: values.json ?? null,
     keep: values.keep === true,
   };
 }
@@ -150,25 +166,43 @@ function diskUsageBytes(target: string): number {
   return bytes;
 }
 
-/** Resident set size of a process from /proc/PID/status (VmRSS), or null when it is gone. */
-function rssBytes(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
+/**
+ * Returns the resident set size of a process and its anonymous part (V8 heap,
+ * stacks, malloc arenas, but not mapped files), from /proc/PID/status (VmRSS,
+ * RssAnon). Both are null when the process is gone.
+ */
+function residentBytes(pid: number | undefined): { rss: number | null; anon: number | null } {
+  if (pid === undefined) return { rss: null, anon: null };
+  let status: string;
   try {
-    const match = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : null;
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
-    return null;
+    return { rss: null, anon: null };
   }
+  const kib = (field: string): number | null => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+    return match ? Number(match[1]) * 1024 : null;
+  };
+  return { rss: kib('VmRSS'), anon: kib('RssAnon') };
+}
+
+/** Returns the values of unlabelled `series` from one scrape of the member's /metrics, with null for each one missing. */
+async function metricValues(member: LocalMemberSpec, series: readonly string[]): Promise<(number | null)[]> {
+  let lines: string[];
+  try {
+    const text = await (await fetch(`http://${member.http}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
+    lines = text.split('\n');
+  } catch {
+    return series.map(() => null);
+  }
+  return series.map((name) => {
+    const line = lines.find((l) => l.startsWith(`${name} `));
+    return line === undefined ? null : Number(line.slice(name.length + 1));
+  });
 }
 
 async function metricValue(member: LocalMemberSpec, series: string): Promise<number | null> {
-  try {
-    const text = await (await fetch(`http://${member.http}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-    return line === undefined ? null : Number(line.slice(series.length + 1));
-  } catch {
-    return null;
-  }
+  return (await metricValues(member, [series]))[0] ?? null;
 }
 
 function logSince(member: LocalMemberSpec, offset: number): string {
@@ -190,7 +224,14 @@ const runningClusters = new Set<LocalCluster>();
 
 async function startCluster(dataDir: string, flags: BenchFlags): Promise<LocalCluster> {
   const memberArgs = flags.snapshotThreshold === null ? [] : ['--snapshot-threshold', String(flags.snapshotThreshold)];
-  const cluster = await LocalCluster.create({ dataDir, size: 3, basePort: 0, withHaproxy: false, memberArgs });
+  const cluster = await LocalCluster.create({
+    dataDir,
+    size: 3,
+    basePort: flags.basePort,
+    withHaproxy: false,
+    memberArgs,
+    nodeFlags: flags.memberNodeFlags,
+  });
   runningClusters.add(cluster);
   cluster.startAll();
   await waitForLeader(cluster);
@@ -246,29 +287,51 @@ async function appendCount(client: IngestClient, count: number, flags: BenchFlag
 // 1. Disk and RSS during a long steady run
 
 interface MemberSample {
+  readonly role: MemberStatus['role'] | null;
   readonly diskBytes: number;
   readonly raftLogBytes: number;
   readonly stateBytes: number;
   readonly snapshotsBytes: number;
   readonly rssBytes: number | null;
+  /** RssAnon: the resident memory that is not a mapped file. */
+  readonly rssAnonBytes: number | null;
+  /** V8 heap in use and reserved, and memory of Buffers and other objects outside it, as the member's /metrics reports them. */
+  readonly heapUsedBytes: number | null;
+  readonly heapTotalBytes: number | null;
+  readonly externalBytes: number | null;
   readonly snapshotIndex: number | null;
   readonly messageCount: number | null;
 }
 
 interface Sample {
   readonly seconds: number;
+  /** Wall clock time of the sample, ISO 8601 in UTC. */
+  readonly time: string;
+  /** The machine's 1-minute load average, which shows other work on it. */
+  readonly loadAverage: number;
   readonly members: ReadonlyMap<string, MemberSample>;
 }
 
+const memorySeries = ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'] as const;
+
 async function sampleMember(cluster: LocalCluster, member: LocalMemberSpec): Promise<MemberSample> {
-  const status = await memberStatus(member);
+  const [status, [heapUsedBytes, heapTotalBytes, externalBytes]] = await Promise.all([
+    memberStatus(member),
+    metricValues(member, memorySeries),
+  ]);
+  const resident = residentBytes(cluster.processes.get(member.id)?.pid);
   const raftFiles = ['raft.db', 'raft.db-wal', 'raft.db-shm'].map((name) => path.join(member.dataDir, name));
   return {
+    role: status?.role ?? null,
     diskBytes: diskUsageBytes(member.dataDir),
     raftLogBytes: raftFiles.reduce((sum, file) => sum + diskUsageBytes(file), 0),
     stateBytes: diskUsageBytes(path.join(member.dataDir, 'state')),
     snapshotsBytes: diskUsageBytes(path.join(member.dataDir, 'snapshots')),
-    rssBytes: rssBytes(cluster.processes.get(member.id)?.pid),
+    rssBytes: resident.rss,
+    rssAnonBytes: resident.anon,
+    heapUsedBytes: heapUsedBytes ?? null,
+    heapTotalBytes: heapTotalBytes ?? null,
+    externalBytes: externalBytes ?? null,
     snapshotIndex: status?.snapshotIndex ?? null,
     messageCount: status?.messageCount ?? null,
   };
@@ -277,7 +340,12 @@ async function sampleMember(cluster: LocalCluster, member: LocalMemberSpec): Pro
 async function takeSample(cluster: LocalCluster, startedMs: number): Promise<Sample> {
   const members = new Map<string, MemberSample>();
   for (const m of cluster.members) members.set(m.id, await sampleMember(cluster, m));
-  return { seconds: Math.round((performance.now() - startedMs) / 1000), members };
+  return {
+    seconds: Math.round((performance.now() - startedMs) / 1000),
+    time: new Date().toISOString(),
+    loadAverage: os.loadavg()[0] ?? 0,
+    members,
+  };
 }
 
 /** A member's snapshot metrics at the end of the long run. */
@@ -345,9 +413,11 @@ async function runLongRun(cluster: LocalCluster, flags: BenchFlags): Promise<Lon
 
 function describeSample(sample: Sample): string {
   const parts = [...sample.members].map(
-    ([id, s]) => `${id} disk ${mib(s.diskBytes)} MiB, log ${mib(s.raftLogBytes)} MiB, RSS ${mib(s.rssBytes)} MiB`,
+    ([id, s]) =>
+      `${id}${s.role === 'leader' ? ' (leader)' : ''} disk ${mib(s.diskBytes)} MiB, log ${mib(s.raftLogBytes)} MiB, ` +
+      `RSS ${mib(s.rssBytes)} MiB, heap ${mib(s.heapUsedBytes)} of ${mib(s.heapTotalBytes)} MiB, external ${mib(s.externalBytes)} MiB`,
   );
-  return parts.join('; ');
+  return `${parts.join('; ')}; load ${sample.loadAverage.toFixed(2)}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -468,7 +538,11 @@ function formatLongRun(result: LongRunResult, flags: BenchFlags): string {
     '',
     formatRangeTable(result),
     '',
+    formatMemoryRangeTable(result),
+    '',
     formatSeries(samples),
+    '',
+    formatMemorySeries(samples),
   ].join('\n');
 }
 
@@ -508,6 +582,52 @@ function formatRangeTable(result: LongRunResult): string {
       range(compacted, (s) => s.rssBytes),
     ];
     lines.push(`| ${id} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Formats the min / max of each member's memory figures over the run, with the member's role at the end. */
+function formatMemoryRangeTable(result: LongRunResult): string {
+  const lines = [
+    '| member | role at the end | RSS | RSS anonymous | V8 heap used | V8 heap total | external |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const last = result.samples[result.samples.length - 1];
+  for (const id of result.snapshots.keys()) {
+    const own = result.samples.map((sample) => sample.members.get(id)).filter((s): s is MemberSample => s !== undefined);
+    const range = (pick: (s: MemberSample) => number | null): string => minMax(own.map(pick));
+    const cells = [
+      last?.members.get(id)?.role ?? '-',
+      range((s) => s.rssBytes),
+      range((s) => s.rssAnonBytes),
+      range((s) => s.heapUsedBytes),
+      range((s) => s.heapTotalBytes),
+      range((s) => s.externalBytes),
+    ];
+    lines.push(`| ${id} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Formats the memory of each member at each sample, with the machine's load average. */
+function formatMemorySeries(samples: readonly Sample[]): string {
+  const ids = [...(samples[0]?.members.keys() ?? [])];
+  const header = ['s', 'load', ...ids.flatMap((id) => [`${id} RSS`, `${id} anon`, `${id} heap used`, `${id} heap total`, `${id} external`])];
+  const lines = [
+    'Memory series (MiB; "anon" is RssAnon, the heap columns are the V8 heap, "external" is memory of Buffers ' +
+      'and other objects outside it; * marks the leader):',
+    '',
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---:').join(' | ')} |`,
+  ];
+  for (const sample of samples) {
+    const cells = ids.flatMap((id) => {
+      const s = sample.members.get(id);
+      if (!s) return ['-', '-', '-', '-', '-'];
+      const mark = s.role === 'leader' ? '*' : '';
+      return [`${mib(s.rssBytes)}${mark}`, mib(s.rssAnonBytes), mib(s.heapUsedBytes), mib(s.heapTotalBytes), mib(s.externalBytes)];
+    });
+    lines.push(`| ${sample.seconds} | ${sample.loadAverage.toFixed(2)} | ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -568,11 +688,20 @@ function formatStartups(runs: readonly StartupRun[], memberId: string, storedMes
 // ---------------------------------------------------------------------------
 // Main
 
-async function runBench(flags: BenchFlags, dataDir: string): Promise<string> {
+/** All figures of one run, as --json writes them. The Markdown report shows the same values. */
+interface BenchResult {
+  flags: BenchFlags;
+  longRun?: LongRunResult;
+  catchUp?: CatchUpResult;
+  startups?: { memberId: string; storedMessages: number; runs: StartupRun[] };
+}
+
+async function runBench(flags: BenchFlags, dataDir: string, result: BenchResult): Promise<string> {
   const sections: string[] = [];
   const steady = await startCluster(path.join(dataDir, 'steady'), flags);
   try {
-    sections.push(formatLongRun(await runLongRun(steady, flags), flags));
+    result.longRun = await runLongRun(steady, flags);
+    sections.push(formatLongRun(result.longRun, flags));
   } finally {
     await steady.stopAll('SIGTERM');
     runningClusters.delete(steady);
@@ -580,14 +709,23 @@ async function runBench(flags: BenchFlags, dataDir: string): Promise<string> {
   const recovery = await startCluster(path.join(dataDir, 'recovery'), flags);
   try {
     const catchUp = await runCatchUp(recovery, flags);
+    result.catchUp = catchUp;
     sections.push(formatCatchUp(catchUp, flags));
     const stored = (await memberStatus(recovery.member(catchUp.memberId)))?.messageCount ?? flags.messages;
-    sections.push(formatStartups(await runStartups(recovery, catchUp.memberId, flags), catchUp.memberId, stored));
+    const runs = await runStartups(recovery, catchUp.memberId, flags);
+    result.startups = { memberId: catchUp.memberId, storedMessages: stored, runs };
+    sections.push(formatStartups(runs, catchUp.memberId, stored));
   } finally {
     await recovery.stopAll('SIGTERM');
     runningClusters.delete(recovery);
   }
   return `${sections.join('\n\n')}\n`;
+}
+
+/** Writes `result` to `file` as JSON, with each per-member Map as an object keyed by member id. */
+function writeJson(file: string, result: BenchResult): void {
+  const replacer = (_key: string, value: unknown): unknown => (value instanceof Map ? Object.fromEntries(value) : value);
+  fs.writeFileSync(file, `${JSON.stringify(result, replacer, 2)}\n`);
 }
 
 async function main(): Promise<number> {
@@ -604,10 +742,16 @@ async function main(): Promise<number> {
     return 0;
   }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-snapshot-bench-'));
+  const result: BenchResult = { flags };
   try {
-    process.stdout.write(await runBench(flags, dataDir));
+    process.stdout.write(await runBench(flags, dataDir, result));
     return 0;
   } finally {
+    // Written after a failure too, with the parts that finished before it.
+    if (flags.jsonFile !== null) {
+      writeJson(flags.jsonFile, result);
+      progress(`wrote ${flags.jsonFile}`);
+    }
     if (flags.keep) progress(`kept data and member logs in ${dataDir}`);
     else fs.rmSync(dataDir, { recursive: true, force: true });
   }

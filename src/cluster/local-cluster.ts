@@ -22,6 +22,8 @@ export interface LocalClusterOptions {
   readonly host?: string;
   /** Extra `replog node` flags for every member, e.g. ['--snapshot-threshold', '1000']. */
   readonly memberArgs?: readonly string[];
+  /** Extra Node.js flags for every member process, e.g. ['--heapsnapshot-signal=SIGUSR2']. */
+  readonly nodeFlags?: readonly string[];
   readonly withHaproxy: boolean;
 }
 
@@ -36,9 +38,11 @@ export class LocalCluster {
   haproxyAddress: string | null = null;
   private haproxy: ChildProcess | null = null;
   private memberArgs: readonly string[];
+  private readonly nodeFlags: readonly string[];
 
   private constructor(private readonly options: LocalClusterOptions) {
     this.memberArgs = options.memberArgs ?? [];
+    this.nodeFlags = options.nodeFlags ?? [];
   }
 
   static async create(options: LocalClusterOptions): Promise<LocalCluster> {
@@ -84,7 +88,7 @@ export class LocalCluster {
   startMember(id: string, extraArgs: readonly string[] = []): ChildProcess {
     const spec = this.member(id);
     const out = fs.openSync(spec.logFile, 'a');
-    const args = [cliPath, ...this.memberArgv(id, extraArgs)];
+    const args = [...this.nodeFlags, cliPath, ...this.memberArgv(id, extraArgs)];
     const child = spawn(process.execPath, args, { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.processes.set(id, child);
