@@ -609,46 +609,43 @@ function formatMemoryRangeTable(result: LongRunResult): string {
   return lines.join('\n');
 }
 
+/** Formats a Markdown table under `title`, right-aligned. */
+function markdownTable(title: string, header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const lines = [title, '', `| ${header.join(' | ')} |`, `| ${header.map(() => '---:').join(' | ')} |`];
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
+  return lines.join('\n');
+}
+
 /** Formats the memory of each member at each sample, with the machine's load average. */
 function formatMemorySeries(samples: readonly Sample[]): string {
   const ids = [...(samples[0]?.members.keys() ?? [])];
   const header = ['s', 'load', ...ids.flatMap((id) => [`${id} RSS`, `${id} anon`, `${id} heap used`, `${id} heap total`, `${id} external`])];
-  const lines = [
-    'Memory series (MiB; "anon" is RssAnon, the heap columns are the V8 heap, "external" is memory of Buffers ' +
-      'and other objects outside it; * marks the leader):',
-    '',
-    `| ${header.join(' | ')} |`,
-    `| ${header.map(() => '---:').join(' | ')} |`,
-  ];
-  for (const sample of samples) {
+  const rows = samples.map((sample) => {
     const cells = ids.flatMap((id) => {
       const s = sample.members.get(id);
       if (!s) return ['-', '-', '-', '-', '-'];
       const mark = s.role === 'leader' ? '*' : '';
       return [`${mib(s.rssBytes)}${mark}`, mib(s.rssAnonBytes), mib(s.heapUsedBytes), mib(s.heapTotalBytes), mib(s.externalBytes)];
     });
-    lines.push(`| ${sample.seconds} | ${sample.loadAverage.toFixed(2)} | ${cells.join(' | ')} |`);
-  }
-  return lines.join('\n');
+    return [String(sample.seconds), sample.loadAverage.toFixed(2), ...cells];
+  });
+  const title =
+    'Memory series (MiB; "anon" is RssAnon, the heap columns are the V8 heap, "external" is memory of Buffers ' +
+    'and other objects outside it; * marks the leader):';
+  return markdownTable(title, header, rows);
 }
 
 function formatSeries(samples: readonly Sample[]): string {
   const ids = [...(samples[0]?.members.keys() ?? [])];
   const header = ['s', ...ids.flatMap((id) => [`${id} du`, `${id} log`, `${id} RSS`, `${id} snapshot index`])];
-  const lines = [
-    'Series (MiB; "log" is raft.db with its WAL):',
-    '',
-    `| ${header.join(' | ')} |`,
-    `| ${header.map(() => '---:').join(' | ')} |`,
-  ];
-  for (const sample of samples) {
+  const rows = samples.map((sample) => {
     const cells = ids.flatMap((id) => {
       const s = sample.members.get(id);
       return s ? [mib(s.diskBytes), mib(s.raftLogBytes), mib(s.rssBytes), String(s.snapshotIndex ?? '-')] : ['-', '-', '-', '-'];
     });
-    lines.push(`| ${sample.seconds} | ${cells.join(' | ')} |`);
-  }
-  return lines.join('\n');
+    return [String(sample.seconds), ...cells];
+  });
+  return markdownTable('Series (MiB; "log" is raft.db with its WAL):', header, rows);
 }
 
 function formatCatchUp(result: CatchUpResult, flags: BenchFlags): string {

@@ -74,7 +74,11 @@ export class Member extends EventEmitter {
   /** Set when the newest snapshot file was found damaged: the next drive takes a new one. */
   private snapshotRequested = false;
   private bytesSinceSnapshot = 0;
-  private stagedSnapshot: { meta: SnapshotMeta; path: string } | null = null;
+  /**
+   * Verified snapshot files from the leader by `index/term`, until the core
+   * installs one. Several can arrive while a Ready waits for its fsync.
+   */
+  private readonly stagedSnapshots = new Map<string, string>();
   private driveScheduled = false;
   /** A Ready waits for the fsync of its log write; no other Ready starts meanwhile. */
   private syncing = false;
@@ -232,7 +236,7 @@ export class Member extends EventEmitter {
   /** Steps a verified snapshot file from the leader into the core, which decides whether to install it. */
   receiveSnapshot(from: string, term: number, meta: SnapshotMeta, filePath: string): void {
     if (this.stopped) return;
-    this.stagedSnapshot = { meta, path: filePath };
+    this.stagedSnapshots.set(snapshotKey(meta), filePath);
     this.raft.step({ type: 'snapshot', from, to: this.config.id, term, snapshot: meta });
     this.drive();
   }
@@ -335,9 +339,9 @@ export class Member extends EventEmitter {
 
   /**
    * Performs the pending Readies of the core. A Ready that wrote to the Raft
-   * log waits for its fsync on the thread pool; meanwhile the event loop goes
-   * on receiving appends and peer messages, which the core takes in and the
-   * next Ready carries, and no other Ready starts.
+   * log waits for its fsync on the thread pool, and no other Ready starts
+   * meanwhile. The event loop goes on receiving appends and peer messages, so
+   * the core takes them in and the next Ready carries them.
    */
   private drive(): void {
     if (this.stopped || this.syncing) return;
@@ -348,7 +352,7 @@ export class Member extends EventEmitter {
         const written = this.startReady(ready);
         if (written !== null) {
           this.awaitSync(ready, written);
-          return;
+          break;
         }
         this.finishReady(ready);
       }
@@ -356,6 +360,8 @@ export class Member extends EventEmitter {
       this.failStop(err);
       return;
     }
+    // Also while a write waits for its fsync: under steady load a pass
+    // rarely ends without one, and snapshots must not wait for a pause.
     this.maybeSnapshot();
     this.updateGauges();
   }
@@ -479,12 +485,12 @@ export class Member extends EventEmitter {
   }
 
   private installSnapshot(meta: SnapshotMeta): void {
-    const staged = this.stagedSnapshot;
-    if (!staged || staged.meta.index !== meta.index || staged.meta.term !== meta.term) {
+    const stagedPath = this.stagedSnapshots.get(snapshotKey(meta));
+    if (stagedPath === undefined) {
       throw new Error(`core installed snapshot ${meta.index}/${meta.term} but none is staged for it`);
     }
-    this.stagedSnapshot = null;
-    writingTo(() => this.stateFile(), () => this.store.restoreFrom(staged.path));
+    this.stagedSnapshots.clear();
+    writingTo(() => this.stateFile(), () => this.store.restoreFrom(stagedPath));
     writingTo(() => this.raftLog.filePath, () => this.raftLog.installSnapshot(meta));
     this.proposals.rejectThrough(meta.index, errors.leaderLost());
     this.appliedIndex = meta.index;
@@ -701,6 +707,10 @@ function writingTo<T>(file: () => string, write: () => T): T {
     const isIoError = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
     throw isIoError ? new StorageWriteError(file(), err) : err;
   }
+}
+
+function snapshotKey(meta: SnapshotMeta): string {
+  return `${meta.index}/${meta.term}`;
 }
 
 function codeName(code: number): string {

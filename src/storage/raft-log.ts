@@ -77,8 +77,10 @@ export class SqliteRaftLog implements RaftLogStore {
   private lastIndex: number | null;
   /** Descriptor of the WAL file for fsyncs, opened at the first one. */
   private walFd: number | null = null;
-  /** The fsync in flight on the thread pool, if any. */
-  private syncInFlight: Promise<void> | null = null;
+  /** Fsyncs in flight on the thread pool; the descriptor stays open until they end. */
+  private syncsInFlight = 0;
+  /** The WAL descriptor that close() left for the last fsync in flight to close. */
+  private walFdToClose: number | null = null;
   private closed = false;
 
   /** Opens or creates `<dir>/raft.db`, creating `dir` when missing. */
@@ -168,14 +170,18 @@ export class SqliteRaftLog implements RaftLogStore {
   sync(): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`Raft log ${this.filePath} is closed`));
     const fd = this.openWal();
-    const done = new Promise<void>((resolve, reject) => {
-      fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+    this.syncsInFlight++;
+    return new Promise<void>((resolve, reject) => {
+      fs.fdatasync(fd, (err) => {
+        this.syncsInFlight--;
+        if (this.syncsInFlight === 0 && this.walFdToClose !== null) {
+          fs.closeSync(this.walFdToClose);
+          this.walFdToClose = null;
+        }
+        if (err) reject(err);
+        else resolve();
+      });
     });
-    const tracked = done.finally(() => {
-      if (this.syncInFlight === tracked) this.syncInFlight = null;
-    });
-    this.syncInFlight = tracked.catch(() => undefined);
-    return done;
   }
 
   installSnapshot(snapshot: SnapshotMeta): void {
@@ -224,9 +230,9 @@ export class SqliteRaftLog implements RaftLogStore {
     const fd = this.walFd;
     if (fd === null) return;
     this.walFd = null;
-    // An fsync on the thread pool still uses the descriptor; close it after.
-    if (this.syncInFlight === null) fs.closeSync(fd);
-    else void this.syncInFlight.then(() => fs.closeSync(fd));
+    // An fsync on the thread pool still uses the descriptor; the last one closes it.
+    if (this.syncsInFlight === 0) fs.closeSync(fd);
+    else this.walFdToClose = fd;
   }
 
   private transactDurably(work: () => void): void {
