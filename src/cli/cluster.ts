@@ -1,6 +1,7 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { haproxyInstalled, LocalCluster, unavailableAddresses } from '../cluster/local-cluster';
+import { haproxyInstalled, LocalCluster, processExists, unavailableAddresses } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
 import { renderHaproxyConfig } from './haproxy-config';
 
@@ -66,6 +67,14 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`replog cluster: ${err.message}`);
     return 2;
   }
+  const holder = clusterUsing(flags.dataDir);
+  if (holder !== null) {
+    console.error(
+      `replog cluster: the data folder ${flags.dataDir} is in use by the cluster with PID ${holder}; ` +
+        'stop it or pick another folder with --data',
+    );
+    return 1;
+  }
   const cluster = await LocalCluster.create({ ...flags, withHaproxy: true });
   const addresses = [cluster.haproxyAddress!, ...cluster.members.flatMap((m) => [m.grpc, m.http])];
   const busy = await unavailableAddresses(addresses);
@@ -73,6 +82,8 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`replog cluster: ${busy.join(', ')} already in use (another cluster?); stop it or pick other ports with --base-port`);
     return 1;
   }
+  fs.mkdirSync(flags.dataDir, { recursive: true });
+  fs.writeFileSync(lockPath(flags.dataDir), `${process.pid}\n`);
   cluster.startAll();
   const haproxy = haproxyInstalled()
     && cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
@@ -83,11 +94,35 @@ export async function run(argv: string[]): Promise<number> {
     const stop = (): void => {
       stopping = true;
       console.log('\nstopping members and HAProxy...');
-      cluster.stopAll().then(() => resolve(0));
+      cluster.stopAll().then(() => {
+        fs.rmSync(lockPath(flags.dataDir), { force: true });
+        resolve(0);
+      });
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** The compiled CLI entry point, for restart commands that run node directly. */
+const mainScript = path.join(__dirname, 'main.js');
+
+/** File in the data folder that names the PID of the cluster using it. */
+function lockPath(dataDir: string): string {
+  return path.join(dataDir, 'cluster.pid');
+}
+
+/** Returns the PID of another running cluster that uses `dataDir`, or null. */
+function clusterUsing(dataDir: string): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(lockPath(dataDir), 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number(text.trim());
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return null;
+  return processExists(pid) ? pid : null;
 }
 
 /** Reports a member that exits on its own, with the command that restarts it. */
@@ -98,8 +133,9 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
       const cause = signal ? `signal ${signal}` : `exit code ${code}`;
       const spec = cluster.member(id);
       console.log(`\n${id} stopped (${cause}); restart it, with its log in the same file, with:`);
-      console.log(`  npx replog ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
-      console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill)');
+      // node itself, not npx, so that `kill $!` stops the member rather than npm.
+      console.log(`  node ${mainScript} ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
+      console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill $!)');
     });
   }
 }

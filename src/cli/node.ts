@@ -36,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     running = await runMember(config);
   } catch (err) {
-    console.error(`replog node: ${(err as Error).message}`);
+    console.error(`replog node: ${startFailure(err, config.dataDir)}`);
     return 1;
   }
   const { log } = running;
@@ -65,4 +65,17 @@ export async function run(argv: string[]): Promise<number> {
       );
     });
   });
+}
+
+/** File system errors that mean the data folder cannot be created or written. */
+const dataFolderErrorCodes = new Set(['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS']);
+
+/** Describes why the member could not start, naming --data when the folder is the cause. */
+function startFailure(err: unknown, dataDir: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && dataFolderErrorCodes.has(code)) {
+    return `cannot use --data ${dataDir} (${message}); pick a folder this user can create and write`;
+  }
+  return message;
 }

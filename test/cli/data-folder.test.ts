@@ -1,0 +1,48 @@
+// The data folder checks of `replog node` and `replog cluster`, run as real
+// processes of the built CLI.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { freePorts } from '../../src/cluster/local-cluster';
+
+const mainScript = path.join(__dirname, '../../src/cli/main.js');
+let dir = '';
+
+test.before.each(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-data-folder-'));
+});
+
+test.after.each(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function runCli(args: string[]): { status: number | null; stderr: string } {
+  const result = spawnSync(process.execPath, [mainScript, ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { status: result.status, stderr: result.stderr };
+}
+
+test('node names --data when the folder cannot be made', async () => {
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, '');
+  const [grpcPort, httpPort] = await freePorts(2);
+  const grpc = `127.0.0.1:${grpcPort}`;
+  const result = runCli(['node', '--id', 'n1', '--data', path.join(file, 'n1'), '--grpc', grpc, '--http', `127.0.0.1:${httpPort}`, '--peers', `n1=${grpc}`]);
+  assert.is(result.status, 1);
+  assert.match(result.stderr, `cannot use --data ${path.join(file, 'n1')}`);
+  assert.match(result.stderr, /ENOTDIR/);
+});
+
+test('cluster refuses a data folder another cluster uses', async () => {
+  // This test process stands in for the running cluster: its PID is alive.
+  fs.writeFileSync(path.join(dir, 'cluster.pid'), `${process.pid}\n`);
+  const [basePort] = await freePorts(1);
+  const result = runCli(['cluster', '--data', dir, '--base-port', String(basePort)]);
+  assert.is(result.status, 1);
+  assert.match(result.stderr, `the data folder ${dir} is in use by the cluster with PID ${process.pid}`);
+  assert.equal(fs.readdirSync(dir), ['cluster.pid']);
+});
+
+test.run();
