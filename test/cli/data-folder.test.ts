@@ -36,7 +36,7 @@ test('node names --data when the folder cannot be made', async () => {
 });
 
 test('cluster refuses a data folder another cluster uses', async () => {
-  // This test process stands in for the running cluster: its PID is alive.
+  // The PID of this test process, which is alive, plays the running cluster.
   fs.writeFileSync(path.join(dir, 'cluster.pid'), `${process.pid}\n`);
   const [basePort] = await freePorts(1);
   const result = runCli(['cluster', '--data', dir, '--base-port', String(basePort)]);
