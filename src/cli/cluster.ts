@@ -8,7 +8,7 @@ import { renderHaproxyConfig } from './haproxy-config';
 export const clusterHelp = `replog cluster: run a local cluster of members, behind HAProxy when installed
 
   --data DIR                 folder for the members' data and logs (default ./replog-data)
-  --size N                   members, 3 or 5 (default 3)
+  --size N                   members, an odd number from 1 to 9 (default 3)
   --base-port P              first of 2N+2 consecutive ports (default 7000):
                              P = HAProxy, P+2.. = members' gRPC, then their HTTP
   --snapshot-threshold N     passed to every member (default: the member's own)

@@ -30,7 +30,8 @@ const retriesMax = 100;
 export const sendHelp = `Usage: replog send --target HOST:PORT[,HOST:PORT...] [flags]
 
 Append valuesets: one per stdin line (empty lines are skipped), or --count
-generated unique ones. Exit status 0 when every append was acknowledged.
+generated unique ones. A valueset is 1 to 65,536 bytes of UTF-8; a longer one
+fails with INVALID_ARGUMENT. Exit status 0 when every append was acknowledged.
 
   --target HOST:PORT[,...]  members or load balancer; several IP addresses are
                             used round robin (required)
