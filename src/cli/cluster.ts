@@ -133,7 +133,7 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
       const cause = signal ? `signal ${signal}` : `exit code ${code}`;
       const spec = cluster.member(id);
       console.log(`\n${id} stopped (${cause}); restart it, with its log in the same file, with:`);
-      // node itself, not npx, so that `kill $!` stops the member rather than npm.
+      // The command runs node itself, not npx, so `kill $!` stops the member rather than npm.
       console.log(`  node ${mainScript} ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
       console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill $!)');
     });

@@ -47,7 +47,7 @@ export interface DriverContext {
  * Handles one Ready as replog's Member does. The start installs the snapshot,
  * sends the leader's early messages and writes the log without fsync. The
  * finish, after the fsync, sends the other messages, applies the committed
- * entries and calls advance(). When context.drawSplit() says so, a Ready that
+ * entries and calls advance(). When context.drawSplit() returns true, a Ready that
  * waits for a write of entries, term or vote finishes in a later event that
  * context.scheduleSync() schedules. Until then the member steps messages,
  * ticks and proposals, but takes no other Ready. The member crashes at

@@ -172,7 +172,7 @@ export class MemoryLogStore implements RaftLogStore {
   /**
    * Throws when a write is still unsynced. SqliteRaftLog's compact() and
    * installSnapshot() fsync the WAL, which makes an earlier write durable
-   * too, so the simulator syncs it first and tells the checker.
+   * too, so the simulator syncs it first and reports that to the checker.
    */
   private failIfUnsynced(action: string): void {
     if (this.unsynced !== null) this.fail(`${action} with a write not yet fsync'd; sync it first`);

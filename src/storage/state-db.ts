@@ -190,8 +190,6 @@ export class StateDatabase {
   private readonly insertRowsStatements: Database.Statement<unknown[]>[] = [];
   /** Parameters of the last multi-row insert, reused to save an allocation. */
   private readonly insertParameters: unknown[] = [];
-  /** Counts copyTo() calls, so only the newest turns automatic checkpoints back on. */
-  private copyGeneration = 0;
 
   private constructor(
     readonly file: string,
@@ -316,17 +314,16 @@ export class StateDatabase {
    * leave the file as it was. The copy runs on the thread pool. Throws when
    * the database is closed before the copy ends, since closing checkpoints
    * into the file and could tear the copy.
+   * NOTE: callers run one copy at a time, because a second copy's checkpoint
+   * would write into the file while the first copy reads it.
    */
   async copyTo(destination: string): Promise<void> {
-    const generation = ++this.copyGeneration;
     this.db.pragma('wal_autocheckpoint = 0');
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
       await fs.promises.copyFile(this.file, destination);
     } finally {
-      if (this.db.open && generation === this.copyGeneration) {
-        this.db.pragma(`wal_autocheckpoint = ${walAutocheckpointPages}`);
-      }
+      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${walAutocheckpointPages}`);
     }
     if (!this.db.open) throw new Error(`state database ${this.file} was closed while it was copied`);
   }

@@ -24,7 +24,7 @@ function runCli(args: string[]): { status: number | null; stderr: string } {
   return { status: result.status, stderr: result.stderr };
 }
 
-test('node names --data when the folder cannot be made', async () => {
+test('node names --data when creating it fails', async () => {
   const file = path.join(dir, 'a-file');
   fs.writeFileSync(file, '');
   const [grpcPort, httpPort] = await freePorts(2);
@@ -35,7 +35,7 @@ test('node names --data when the folder cannot be made', async () => {
   assert.match(result.stderr, /ENOTDIR/);
 });
 
-test('cluster refuses a data folder another cluster uses', async () => {
+test('cluster rejects a data folder in use', async () => {
   // The PID of this test process, which is alive, plays the running cluster.
   fs.writeFileSync(path.join(dir, 'cluster.pid'), `${process.pid}\n`);
   const [basePort] = await freePorts(1);
