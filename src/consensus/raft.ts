@@ -419,6 +419,7 @@ export class Raft {
         'rejected append',
       );
     }
+    if (outcome.success && message.noReply === true) return;
     this.sendAppendResponse(message.from, outcome);
   }
 

@@ -1,6 +1,6 @@
 import type { RaftLog } from './log';
 import { Progress } from './progress';
-import type { AppendResponse, Message, NodeId, PeerProgress, RaftConfig } from './types';
+import type { AppendRequest, AppendResponse, Message, NodeId, PeerProgress, RaftConfig } from './types';
 
 /**
  * Heartbeat responses from a pipelining follower, with appends in flight and
@@ -139,7 +139,7 @@ export class Replication {
           : log.slice(progress.nextIndex, this.config.appendEntriesMax, this.config.appendBytesMax);
       const last = entries[entries.length - 1];
       if (last === undefined && !this.needsEmptyAppend(progress, log)) return;
-      out.push({
+      const append: AppendRequest = {
         type: 'append',
         from: this.config.id,
         to: progress.id,
@@ -148,7 +148,12 @@ export class Replication {
         prevLogTerm,
         entries,
         commit: log.commitIndex,
-      });
+      };
+      // In replicate state every entry sent is acknowledged or on its way,
+      // so a reply to a commit notice would repeat the acknowledgement. One
+      // that was lost shows in heartbeat replies, which then probe again.
+      const commitOnly = last === undefined && progress.state === 'replicate';
+      out.push(commitOnly ? { ...append, noReply: true } : append);
       progress.recordSent(last === undefined ? null : last.index, log.commitIndex);
       if (last === undefined || progress.state !== 'replicate') return;
     }

@@ -61,6 +61,13 @@ export interface AppendRequest extends MessageBase {
   readonly prevLogTerm: number;
   readonly entries: readonly Entry[];
   readonly commit: number;
+  /**
+   * Set on an append that only carries a new commit index to a follower in
+   * replicate state, whose acknowledgement of prevLogIndex the leader has or
+   * awaits. A reply would repeat it, so the follower sends none when the
+   * append succeeds.
+   */
+  readonly noReply?: true;
 }
 
 export interface AppendResponse extends MessageBase {

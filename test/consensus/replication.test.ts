@@ -183,6 +183,43 @@ test('lost append followed by more appends recovers', () => {
   assert.equal(dataOf(cluster.member(follower).store.applied).slice(-2), ['lost', 'after']);
 });
 
+test('commit notices get no reply', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  cluster.propose(leader, ['warm-up']);
+  const before = cluster.delivered.length;
+  const index = cluster.propose(leader, ['x']);
+  const delivered = cluster.delivered.slice(before);
+  const notices = delivered.filter((m): m is AppendRequest => m.type === 'append' && m.entries.length === 0);
+  assert.is(notices.length, 2, 'one commit notice per follower');
+  for (const notice of notices) {
+    assert.is(notice.noReply, true, `notice to ${notice.to}`);
+    assert.is(notice.commit, index);
+  }
+  const replies = delivered.filter((m) => m.type === 'appendResponse');
+  assert.is(replies.length, 2, 'only the appends with entries get replies');
+  for (const id of ids) assert.is(cluster.raft(id).status().appliedIndex, index, `${id} applied`);
+});
+
+test('heartbeats recover a lost acknowledgement', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  cluster.propose(leader, ['warm-up']);
+  const follower = ids.find((id) => id !== leader) as string;
+  let dropped = false;
+  cluster.intercept = (message) => {
+    if (dropped || message.type !== 'appendResponse' || message.from !== follower) return message;
+    dropped = true;
+    return null;
+  };
+  const index = cluster.propose(leader, ['x']);
+  assert.ok(dropped, 'the acknowledgement was dropped');
+  const matchOf = (): number | undefined => cluster.raft(leader).status().peers.find((p) => p.id === follower)?.matchIndex;
+  assert.is(matchOf(), index - 1, 'the leader has not heard of the entry');
+  cluster.tick(30);
+  assert.is(matchOf(), index, 'heartbeat replies led the leader to probe and learn the match');
+});
+
 test('append already present is skipped, not rewritten', () => {
   const cluster = new TestCluster(ids);
   const leader = cluster.electLeader();
