@@ -4,12 +4,12 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { Raft } from '../consensus/raft';
 import { EntryType } from '../consensus/types';
-import type { Entry, HardState, Message, Ready, RestoredState, Role, SnapshotMeta, SoftState } from '../consensus/types';
+import type { CoreStatus, Entry, HardState, Message, Ready, RestoredState, Role, SnapshotMeta, SoftState } from '../consensus/types';
 import { errors, ReplogError, toReplogError } from '../grpc/errors';
 import { encodeMessageBatch, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
 import { SqliteRaftLog } from '../storage/raft-log';
-import { fileSha256Sync, listSnapshots, snapshotsDirectory } from '../storage/snapshot-files';
+import { fileSha256Sync, listSnapshots, snapshotsDirectory, type LocalSnapshot } from '../storage/snapshot-files';
 import { readCurrent, stateDirectory } from '../storage/state-dir';
 import type { StoredMessage } from '../storage/types';
 import type { MemberConfig } from './config';
@@ -84,6 +84,10 @@ export class Member extends EventEmitter {
   private syncing = false;
   /** Messages of the Ready in progress that went out before its write. */
   private sentEarly: Message[] = [];
+  /** How many of the pending Ready's committed entries startReady() applied. */
+  private appliedEarly = 0;
+  /** A saved snapshot whose compaction waits for the core's advance(). */
+  private savedSnapshot: { snapshot: LocalSnapshot; end: () => number } | null = null;
   /** The error that appends still in progress fail with once the member stopped. */
   private stopFailure: ReplogError = errors.shuttingDown();
   private stopped = false;
@@ -123,7 +127,7 @@ export class Member extends EventEmitter {
     this.persistedHardState = restored.hardState;
     this.latestHardState = restored.hardState;
     this.catchUp = new CatchUpReporter(log, restored, this.store.summary().messageCount);
-    this.updateGauges();
+    this.updateGauges(this.raft.status());
   }
 
   /** Loads the Raft log and state; logs what will be replayed. */
@@ -227,6 +231,7 @@ export class Member extends EventEmitter {
     if (this.stopped) return;
     for (const message of messages) {
       if (message.to !== this.config.id) continue;
+      this.metrics.peerMessageReceived(message.type);
       this.catchUp.observe(message);
       this.raft.step(message);
     }
@@ -363,29 +368,58 @@ export class Member extends EventEmitter {
     // Also while a write waits for its fsync: under steady load a pass
     // rarely ends without one, and snapshots must not wait for a pause.
     this.maybeSnapshot();
-    this.updateGauges();
   }
 
-  /** Installs the snapshot, sends what may go early and writes the log; returns the write to wait for, if any. */
+  /**
+   * Starts a Ready: installs its snapshot, sends the early messages, applies
+   * the committed entries already on disk and writes the log. Returns the
+   * write to wait for, if any.
+   */
   private startReady(ready: Ready): PendingWrite | null {
     if (ready.snapshot) this.installSnapshot(ready.snapshot);
     const early = this.leaderMessagesBeforePersist(ready);
     this.sendMessages(early);
     this.sentEarly = early;
+    this.appliedEarly = this.applyStored(ready);
     return this.write(ready);
   }
 
-  /** Sends the rest of the messages, applies, and advances the core; the Ready's writes are on disk. */
+  /** Sends the rest of the messages, applies the rest, and advances the core; the Ready's writes are on disk. */
   private finishReady(ready: Ready): void {
     const early = this.sentEarly;
     this.sentEarly = [];
     this.sendMessages(early.length === 0 ? ready.messages : ready.messages.filter((m) => !early.includes(m)));
-    if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
+    const rest = this.appliedEarly === 0 ? ready.committedEntries : ready.committedEntries.slice(this.appliedEarly);
+    this.appliedEarly = 0;
+    if (rest.length > 0) this.apply(rest);
     if (ready.softState.role !== this.softState.role || ready.softState.leaderId !== this.softState.leaderId) {
       this.onSoftState(ready.softState);
     }
     this.softState = ready.softState;
     this.raft.advance(ready);
+    const saved = this.savedSnapshot;
+    if (saved !== null && saved.snapshot.meta.index <= this.raft.status().appliedIndex) {
+      this.savedSnapshot = null;
+      this.compactTo(saved.snapshot, saved.end);
+    }
+  }
+
+  /**
+   * Applies the Ready's committed entries that precede its new entries and
+   * returns their count. Every earlier write was fsync'd before this Ready
+   * started, so these entries are on disk here, and their appends get their
+   * replies without waiting for this Ready's fsync. New entries that are
+   * already committed (a follower's, when the leader's commit index runs
+   * ahead) wait for it: a member never applies an entry its own log could
+   * lose in a crash.
+   */
+  private applyStored(ready: Ready): number {
+    const committed = ready.committedEntries;
+    const firstNew = ready.entries[0]?.index ?? Infinity;
+    let count = 0;
+    while (count < committed.length && committed[count]!.index < firstNew) count++;
+    if (count > 0) this.apply(count === committed.length ? committed : committed.slice(0, count));
+    return count;
   }
 
   private awaitSync(ready: Ready, written: PendingWrite): void {
@@ -490,6 +524,11 @@ export class Member extends EventEmitter {
       throw new Error(`core installed snapshot ${meta.index}/${meta.term} but none is staged for it`);
     }
     this.stagedSnapshots.clear();
+    if (this.savedSnapshot !== null) {
+      // The leader's snapshot replaces the state that this member's snapshot copied.
+      this.savedSnapshot = null;
+      this.snapshotInProgress = false;
+    }
     writingTo(() => this.stateFile(), () => this.store.restoreFrom(stagedPath));
     writingTo(() => this.raftLog.filePath, () => this.raftLog.installSnapshot(meta));
     this.proposals.rejectThrough(meta.index, errors.leaderLost());
@@ -551,20 +590,38 @@ export class Member extends EventEmitter {
       .saveSnapshot()
       .then((snapshot) => {
         if (this.stopped) return;
-        const compacted = this.raft.compact(snapshot.meta.index, this.config.snapshotKeepEntries);
-        this.raftLog.compact(compacted.snapshot, compacted.logStart);
-        this.snapshotIndex = compacted.snapshot.index;
-        this.metrics.snapshotsTaken.inc();
-        this.metrics.snapshotBytes.set(snapshot.bytes);
-        this.log.info(
-          { snapshotIndex: compacted.snapshot.index, logStartIndex: compacted.logStart.index, bytes: snapshot.bytes, ms: Math.round(end() * 1000) },
-          'took snapshot and compacted the log',
-        );
+        // The snapshot may contain entries that startReady() applied while
+        // their Ready waits for its fsync. The core counts them as applied
+        // only at advance(), so compaction waits for that.
+        if (snapshot.meta.index > this.raft.status().appliedIndex) {
+          this.savedSnapshot = { snapshot, end };
+          return;
+        }
+        this.compactTo(snapshot, end);
       })
-      .catch((err: unknown) => this.log.error({ err }, 'snapshot failed'))
-      .finally(() => {
+      .catch((err: unknown) => {
+        this.log.error({ err }, 'snapshot failed');
         this.snapshotInProgress = false;
       });
+  }
+
+  /** Compacts the log up to a saved snapshot and ends the snapshot in progress. */
+  private compactTo(snapshot: LocalSnapshot, end: () => number): void {
+    try {
+      const compacted = this.raft.compact(snapshot.meta.index, this.config.snapshotKeepEntries);
+      this.raftLog.compact(compacted.snapshot, compacted.logStart);
+      this.snapshotIndex = compacted.snapshot.index;
+      this.metrics.snapshotsTaken.inc();
+      this.metrics.snapshotBytes.set(snapshot.bytes);
+      this.log.info(
+        { snapshotIndex: compacted.snapshot.index, logStartIndex: compacted.logStart.index, bytes: snapshot.bytes, ms: Math.round(end() * 1000) },
+        'took snapshot and compacted the log',
+      );
+    } catch (err) {
+      this.log.error({ err }, 'snapshot failed');
+    } finally {
+      this.snapshotInProgress = false;
+    }
   }
 
   /**
@@ -585,8 +642,8 @@ export class Member extends EventEmitter {
     if (count > 0) this.log.warn({ count, timeoutMs: this.config.appendTimeoutMs }, 'appends timed out before commit');
   }
 
-  private updateGauges(): void {
-    const s = this.raft.status();
+  /** Sets the gauges that mirror the core's status. /metrics calls status() before each scrape. */
+  private updateGauges(s: CoreStatus): void {
     const m = this.metrics;
     for (const role of ['leader', 'follower', 'candidate', 'precandidate'] as const) {
       m.role.set({ role }, s.role === role ? 1 : 0);
@@ -603,6 +660,7 @@ export class Member extends EventEmitter {
   status(): MemberStatus {
     const core = this.raft.status();
     const summary = this.store.summary();
+    this.updateGauges(core);
     this.metrics.messageCount.set(summary.messageCount);
     return {
       id: this.config.id,

@@ -59,6 +59,23 @@ export class MemberMetrics {
     registers: [this.registry],
   });
 
+  private readonly peerMessagesReceived = this.counter(
+    'replog_peer_messages_received_total',
+    'Raft messages received from other members, by type',
+    ['type'],
+  );
+  private readonly peerMessagesByType = new Map<string, { inc(): void }>();
+
+  /** Counts one Raft message received from a peer. The labelled child is looked up once per type. */
+  peerMessageReceived(type: string): void {
+    let child = this.peerMessagesByType.get(type);
+    if (child === undefined) {
+      child = this.peerMessagesReceived.labels({ type });
+      this.peerMessagesByType.set(type, child);
+    }
+    child.inc();
+  }
+
   private gauge(name: string, help: string): Gauge {
     return new Gauge({ name, help, registers: [this.registry] });
   }

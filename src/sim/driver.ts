@@ -45,9 +45,9 @@ export interface DriverContext {
 
 /**
  * Handles one Ready as replog's Member does. The start installs the snapshot,
- * sends the leader's early messages and writes the log without fsync. The
- * finish, after the fsync, sends the other messages, applies the committed
- * entries and calls advance(). When context.drawSplit() returns true, a Ready that
+ * sends the leader's early messages, applies the committed entries already on
+ * disk and writes the log without fsync. The finish, after the fsync, sends
+ * the other messages, applies the other committed entries and calls advance(). When context.drawSplit() returns true, a Ready that
  * waits for a write of entries, term or vote finishes in a later event that
  * context.scheduleSync() schedules. Until then the member steps messages,
  * ticks and proposals, but takes no other Ready. The member crashes at
@@ -67,9 +67,11 @@ export function handleReady(context: DriverContext, member: Member, forcedCrashA
   if (ready.snapshot !== null) installSnapshot(context, member, ready);
   const early = crashAt === 'afterPersistUnsent' ? [] : leaderMessagesBeforePersist(member, ready);
   for (const message of early) context.send(member, message);
+  const appliedEarly = storedCommittedCount(ready);
+  apply(context, member, ready, 0, appliedEarly);
   const waitsForSync = write(member, ready);
   if (crashAt === 'beforeSync') return crash(context, member, crashAt);
-  const inflight: InflightReady = { ready, early: new Set(early), crashAt };
+  const inflight: InflightReady = { ready, early: new Set(early), crashAt, appliedEarly };
   if (waitsForSync && forcedCrashAt === null && crashAt !== 'afterPersistUnsent' && context.drawSplit(member)) {
     member.inflight = inflight;
     logWrite(context, member, ready, 'wrote');
@@ -122,7 +124,7 @@ function finishReady(context: DriverContext, member: Member, inflight: InflightR
   }
   if (crashAt === 'afterSend') return crash(context, member, crashAt);
   const appliedCount = crashAt === 'midApply' ? Math.floor(ready.committedEntries.length / 2) : ready.committedEntries.length;
-  apply(context, member, ready, appliedCount);
+  apply(context, member, ready, inflight.appliedEarly, appliedCount);
   if (crashAt === 'midApply') return crash(context, member, crashAt);
   const core = member.core;
   if (core === null) throw new InvariantViolation('driver', `${member.id} finished a Ready while down`);
@@ -186,8 +188,20 @@ function describeWrite(entries: Ready['entries'], hard: Ready['hardState']): str
   return `${hardText}${entriesText}`;
 }
 
-function apply(context: DriverContext, member: Member, ready: Ready, count: number): void {
-  const entries = ready.committedEntries.slice(0, count);
+/**
+ * Returns how many of the Ready's committed entries come before its new
+ * entries. Those are on the member's disk, so replog's Member applies them
+ * before the write (Member.applyStored()).
+ */
+function storedCommittedCount(ready: Ready): number {
+  const firstNew = ready.entries[0]?.index ?? Infinity;
+  const count = ready.committedEntries.findIndex((entry) => entry.index >= firstNew);
+  return count === -1 ? ready.committedEntries.length : count;
+}
+
+/** Applies the committed entries from position `from` up to, not including, `to`. */
+function apply(context: DriverContext, member: Member, ready: Ready, from: number, to: number): void {
+  const entries = ready.committedEntries.slice(from, Math.max(from, to));
   for (const entry of entries) {
     context.checker.checkApply(member, entry);
     member.applied.push(entry);

@@ -122,11 +122,13 @@ export class InvariantChecker {
         `${member.id} applied index ${entry.index}, expected ${expected}`,
       );
     }
-    const durableCommit = Math.max(member.store.currentHardState().commit, member.store.currentSnapshot().index);
-    if (entry.index > durableCommit) {
+    // A member applies only what its own fsync'd log holds, so a restart
+    // never finds the state machine ahead of the log.
+    const stored = member.store.entryAt(entry.index);
+    if (stored === undefined || stored.term !== entry.term) {
       this.fail(
         'state machine safety',
-        `${member.id} applied ${entry.index} above its stored commit ${durableCommit}`,
+        `${member.id} applied ${entry.index}/${entry.term}, which its synced log does not hold (${stored === undefined ? 'absent' : `term ${stored.term}`})`,
       );
     }
     this.matchCommitted(member, entry, member.store.currentHardState().term);

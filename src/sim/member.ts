@@ -11,6 +11,8 @@ export interface InflightReady {
   readonly early: ReadonlySet<Message>;
   /** The crash point drawn for this Ready, reached at finish, or null for none. */
   readonly crashAt: CrashPoint | null;
+  /** How many of the committed entries were applied before the write, being on disk already. */
+  readonly appliedEarly: number;
 }
 
 /**
