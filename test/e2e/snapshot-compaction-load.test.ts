@@ -138,6 +138,18 @@ test('log start advances and old snapshots are pruned', async () => {
   }
 });
 
+test('metrics show status and peer traffic', async () => {
+  const byId = await statuses(tc.cluster);
+  for (const m of tc.cluster.members) {
+    const status = byId.get(m.id)!;
+    const appliedGauge = await metricValue(m.http, 'replog_applied_index');
+    assert.ok(appliedGauge >= status.appliedIndex, `${m.id} replog_applied_index ${appliedGauge}, /status ${status.appliedIndex}`);
+    const received = status.role === 'leader' ? 'appendResponse' : 'append';
+    const count = await metricValue(m.http, `replog_peer_messages_received_total{type="${received}"}`);
+    assert.ok(count > 0, `${m.id} (${status.role}) received ${count} ${received} messages`);
+  }
+});
+
 test('every member stores every acknowledged message', async () => {
   for (const m of tc.cluster.members) {
     const stored = new Map((await readAll(m.grpc)).map((message) => [message.valueset, message.index]));
