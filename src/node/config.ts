@@ -71,9 +71,12 @@ export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEn
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const fromEnv = new Map<string, string>();
   const get = (name: string): string | undefined => {
     const spec = memberFlags.find((f) => f.name === name);
-    const value = values[name] ?? (spec ? env[spec.env] : undefined) ?? spec?.default;
+    const envValue = spec ? env[spec.env] : undefined;
+    if (values[name] === undefined && envValue !== undefined && spec) fromEnv.set(name, spec.env);
+    const value = values[name] ?? envValue ?? spec?.default;
     return typeof value === 'string' ? value : undefined;
   };
   const required = (name: string): string => {
@@ -84,7 +87,23 @@ export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEn
     }
     return value;
   };
-  return buildConfig(get, required);
+  try {
+    return buildConfig(get, required);
+  } catch (err) {
+    throw err instanceof UsageError ? nameEnvSource(err, fromEnv) : err;
+  }
+}
+
+/**
+ * Names the variable in an error about a value that came from the
+ * environment, such as "invalid REPLOG_TICK_MS (--tick-ms) ...", so the user
+ * looks in the right place.
+ */
+function nameEnvSource(err: UsageError, fromEnv: ReadonlyMap<string, string>): UsageError {
+  const match = /^invalid --([a-z-]+)/.exec(err.message);
+  const variable = match ? fromEnv.get(match[1]!) : undefined;
+  if (variable === undefined) return err;
+  return new UsageError(err.message.replace(`invalid --${match![1]}`, `invalid ${variable} (--${match![1]})`));
 }
 
 function buildConfig(
