@@ -1,3 +1,6 @@
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import pino, { type Logger } from 'pino';
 import { memberFlags, parseMemberConfig, UsageError } from '../node/config';
 import { runMember } from '../node/run-member';
 
@@ -32,9 +35,11 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  const logger = pino({ level: config.logLevel, base: { memberId: config.id } });
+  routeGrpcLog(logger);
   let running;
   try {
-    running = await runMember(config);
+    running = await runMember(config, logger);
   } catch (err) {
     console.error(`replog node: ${startFailure(err, config.dataDir)}`);
     return 1;
@@ -78,4 +83,15 @@ function startFailure(err: unknown, dataDir: string): string {
     return `cannot use --data ${dataDir} (${message}); pick a folder this user can create and write`;
   }
   return message;
+}
+
+/**
+ * Sends grpc-js's own log lines (errors by default, more with GRPC_VERBOSITY)
+ * to the member's log as JSON at warn level, so that stderr carries only
+ * replog's lines and the log file stays parseable.
+ */
+function routeGrpcLog(log: Logger): void {
+  const grpcLog = log.child({ component: 'grpc-js' });
+  const write = (...args: unknown[]): void => grpcLog.warn(format(...args));
+  grpc.setLogger({ error: write, info: write, debug: write });
 }
