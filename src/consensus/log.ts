@@ -195,13 +195,14 @@ export class RaftLog {
   }
 
   /**
-   * Hands out up to `countMax` committed entries not yet given to the driver.
-   * Committed entries that are still unstable go out in the same Ready as
-   * their persisting, and the driver applies only after it fsyncs.
+   * Hands out up to `countMax` committed entries not yet given to the driver,
+   * none above `upTo`. Committed entries that are still unstable go out in
+   * the same Ready as their persisting, and the driver applies only after it
+   * fsyncs.
    */
-  takeCommitted(countMax: number): Entry[] {
+  takeCommitted(countMax: number, upTo = Infinity): Entry[] {
     const from = this.handedCommittedIndex + 1;
-    const to = Math.min(this.commitIndexValue, this.handedCommittedIndex + countMax);
+    const to = Math.min(this.commitIndexValue, this.handedCommittedIndex + countMax, upTo);
     if (to < from) return [];
     assertInvariant(from > this.logStartMeta.index, 'committed entries to apply are not compacted', {
       from,

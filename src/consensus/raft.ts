@@ -171,6 +171,22 @@ export class Raft {
   }
 
   /**
+   * Hands out committed entries that an earlier Ready persisted and that no
+   * Ready has handed out yet. A driver whose Ready waits for its fsync applies
+   * these meanwhile, after every committed entry of that Ready, and reports
+   * them with appliedTo(). The next Ready's committed entries follow them.
+   */
+  takeStoredCommitted(): Entry[] {
+    if (this.pendingSnapshot !== null) return [];
+    return this.log.takeCommitted(committedEntriesPerReadyMax, this.log.persistedIndex);
+  }
+
+  /** Records that the driver applied the entries takeStoredCommitted() handed out, up to `index`. */
+  appliedTo(index: number): void {
+    this.log.appliedTo(index);
+  }
+
+  /**
    * Records that the state machine has a snapshot at `snapshotIndex` and drops
    * the in-memory entries at or below snapshotIndex - keepEntries. Returns the
    * snapshot and log start for storage. Throws RangeError when snapshotIndex

@@ -349,7 +349,11 @@ export class Member extends EventEmitter {
    * the core takes them in and the next Ready carries them.
    */
   private drive(): void {
-    if (this.stopped || this.syncing) return;
+    if (this.stopped) return;
+    if (this.syncing) {
+      this.applyDuringSync();
+      return;
+    }
     this.flushProposals();
     try {
       while (this.raft.hasReady()) {
@@ -420,6 +424,24 @@ export class Member extends EventEmitter {
     while (count < committed.length && committed[count]!.index < firstNew) count++;
     if (count > 0) this.apply(count === committed.length ? committed : committed.slice(0, count));
     return count;
+  }
+
+  /**
+   * Applies committed entries that earlier Readies stored, while a Ready
+   * waits for its fsync, so their appends get replies without that wait.
+   * The waiting Ready's own committed entries that are not applied yet are
+   * among its new entries, and the core hands out none at or above those.
+   */
+  private applyDuringSync(): void {
+    const entries = this.raft.takeStoredCommitted();
+    const last = entries[entries.length - 1];
+    if (last === undefined) return;
+    try {
+      this.apply(entries);
+      this.raft.appliedTo(last.index);
+    } catch (err) {
+      this.failStop(err);
+    }
   }
 
   private awaitSync(ready: Ready, written: PendingWrite): void {

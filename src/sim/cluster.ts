@@ -1,5 +1,5 @@
 import type { Message, NodeId, ProposeResult, RaftConfig, Ready, Role, SoftState } from '../consensus/types';
-import { CRASH_POINTS, crashMember, finishInflightReady, handleReady, syncWrite, type CrashPoint, type DriverContext } from './driver';
+import { applyDuringSync, CRASH_POINTS, crashMember, finishInflightReady, handleReady, syncWrite, type CrashPoint, type DriverContext } from './driver';
 import { EventQueue } from './event-queue';
 import { InvariantChecker } from './invariants';
 import { Member } from './member';
@@ -371,6 +371,7 @@ export class Cluster implements DriverContext {
   private afterInput(member: Member): void {
     this.checker.checkStep();
     const core = member.core;
+    if (member.inflight !== null) applyDuringSync(this, member);
     if (core === null || member.readyScheduled || member.inflight !== null || !core.hasReady()) return;
     if (!this.schedulingRng.chance(this.options.readyDeferRate)) {
       this.handleReadyNow(member);

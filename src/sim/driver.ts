@@ -1,4 +1,4 @@
-import type { Message, Ready, SoftState } from '../consensus/types';
+import type { Entry, Message, Ready, SoftState } from '../consensus/types';
 import type { InvariantChecker } from './invariants';
 import type { InflightReady, Member } from './member';
 import type { ProposalLedger } from './proposals';
@@ -68,7 +68,7 @@ export function handleReady(context: DriverContext, member: Member, forcedCrashA
   const early = crashAt === 'afterPersistUnsent' ? [] : leaderMessagesBeforePersist(member, ready);
   for (const message of early) context.send(member, message);
   const appliedEarly = storedCommittedCount(ready);
-  apply(context, member, ready, 0, appliedEarly);
+  apply(context, member, ready.committedEntries.slice(0, appliedEarly));
   const waitsForSync = write(member, ready);
   if (crashAt === 'beforeSync') return crash(context, member, crashAt);
   const inflight: InflightReady = { ready, early: new Set(early), crashAt, appliedEarly };
@@ -124,7 +124,7 @@ function finishReady(context: DriverContext, member: Member, inflight: InflightR
   }
   if (crashAt === 'afterSend') return crash(context, member, crashAt);
   const appliedCount = crashAt === 'midApply' ? Math.floor(ready.committedEntries.length / 2) : ready.committedEntries.length;
-  apply(context, member, ready, inflight.appliedEarly, appliedCount);
+  apply(context, member, ready.committedEntries.slice(inflight.appliedEarly, Math.max(inflight.appliedEarly, appliedCount)));
   if (crashAt === 'midApply') return crash(context, member, crashAt);
   const core = member.core;
   if (core === null) throw new InvariantViolation('driver', `${member.id} finished a Ready while down`);
@@ -199,15 +199,29 @@ function storedCommittedCount(ready: Ready): number {
   return count === -1 ? ready.committedEntries.length : count;
 }
 
-/** Applies the committed entries from position `from` up to, not including, `to`. */
-function apply(context: DriverContext, member: Member, ready: Ready, from: number, to: number): void {
-  const entries = ready.committedEntries.slice(from, Math.max(from, to));
+/**
+ * Applies committed entries that earlier Readies stored while the member's
+ * Ready waits for its fsync, as replog's Member does
+ * (Member.applyDuringSync()). The checker verifies that they follow the
+ * entries already applied and sit in the member's synced log.
+ */
+export function applyDuringSync(context: DriverContext, member: Member): void {
+  const core = member.core;
+  if (member.inflight === null || core === null) return;
+  const entries = core.takeStoredCommitted();
+  const last = entries[entries.length - 1];
+  if (last === undefined) return;
+  apply(context, member, entries, 'applied during fsync');
+  core.appliedTo(last.index);
+}
+
+function apply(context: DriverContext, member: Member, entries: readonly Entry[], verb = 'applied'): void {
   for (const entry of entries) {
     context.checker.checkApply(member, entry);
     member.applied.push(entry);
     context.ledger.noteApplied(member.id, entry);
   }
-  if (entries.length > 0) context.log(`${member.id} applied ${describeEntries(entries)}`);
+  if (entries.length > 0) context.log(`${member.id} ${verb} ${describeEntries(entries)}`);
 }
 
 /**

@@ -1,7 +1,8 @@
 // The fsync window of replog's Member: a Ready is started (leader's early
 // messages, log write without fsync) and finished after the fsync (other
 // messages, apply, advance), and the member steps messages, ticks and
-// proposals in between. A crash in the window keeps or drops the write.
+// proposals in between, applying entries that earlier Readies stored. A
+// crash in the window keeps or drops the write.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EntryType, type Entry, type Message } from '../../src/consensus/types';
@@ -86,6 +87,24 @@ test('members step input while their fsync is pending', () => {
     assertSameStateMachines(cluster);
     const lines = cluster.trace.tail().lines;
     assert.ok(lines.some((line) => / wrote /.test(line)), 'some Readies waited for their fsync');
+  });
+});
+
+test('members apply stored entries during an fsync', () => {
+  const cluster = startCluster(3, { seed: 24, readySplitRate: 1 });
+  withTrace(cluster, () => {
+    const leader = waitForLeader(cluster);
+    commitValues(cluster, freshValues(cluster, 1), cluster.members);
+    // A proposal every tick, so new entries wait for their fsync while
+    // acknowledgements of earlier ones arrive.
+    for (let round = 0; round < 30; round += 1) {
+      cluster.propose(leader.id, freshValues(cluster, 1));
+      cluster.runTicks(1);
+    }
+    commitValues(cluster, freshValues(cluster, 1), cluster.members);
+    assertSameStateMachines(cluster);
+    const lines = cluster.trace.tail().lines;
+    assert.ok(lines.some((line) => / applied during fsync /.test(line)), 'some entries were applied while a write waited');
   });
 });
 
