@@ -173,8 +173,8 @@ export class Raft {
   /**
    * Hands out committed entries that an earlier Ready persisted and that no
    * Ready has handed out yet. A driver whose Ready waits for its fsync applies
-   * these meanwhile, after every committed entry of that Ready, and reports
-   * them with appliedTo(). The next Ready's committed entries follow them.
+   * them meanwhile and reports them with appliedTo(). They follow every
+   * committed entry handed out before, and the next Ready's follow them.
    */
   takeStoredCommitted(): Entry[] {
     if (this.pendingSnapshot !== null) return [];
