@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
-import { toReplogError } from './errors';
+import { ReplogError, toReplogError } from './errors';
 
 interface AppendRequestWire {
   readonly valueset: string;
@@ -37,9 +37,12 @@ export function ingestServiceHandlers(member: Member, log: Logger): grpc.Untyped
     },
     AppendStream: (call: grpc.ServerDuplexStream<AppendRequestWire, object>) => handleAppendStream(member, call),
     Read: (call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>) => {
-      handleRead(member, call).catch((err: Error) => {
-        log.warn({ err: err.message }, 'read stream failed');
-        call.destroy(err);
+      handleRead(member, call).catch((err: unknown) => {
+        const error = toReplogError(err);
+        log.warn({ err: error.message, code: error.code }, 'read stream failed');
+        // An 'error' event ends the call with this status; destroy() would
+        // close the stream and leave the client without one.
+        if (!call.cancelled) call.emit('error', { code: error.code, details: error.message });
       });
     },
   };
@@ -81,6 +84,7 @@ function handleAppendStream(member: Member, call: grpc.ServerDuplexStream<Append
 
 async function handleRead(member: Member, call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>): Promise<void> {
   const { fromIndex, limit, follow } = call.request;
+  checkReadRequest(fromIndex, limit);
   let next = Math.max(1, fromIndex);
   let remaining = limit === 0 ? Infinity : limit;
   while (!call.cancelled && remaining > 0) {
@@ -96,6 +100,21 @@ async function handleRead(member: Member, call: grpc.ServerWritableStream<ReadRe
     if (!follow || !(await waitForApply(member, call, seenApplied))) break;
   }
   if (!call.cancelled) call.end();
+}
+
+/**
+ * Rejects a from_index or limit above 2^53 - 1. The proto loader turns uint64
+ * fields into JavaScript numbers, which cannot hold larger values exactly,
+ * and no log index gets that far.
+ */
+function checkReadRequest(fromIndex: number, limit: number): void {
+  const max = Number.MAX_SAFE_INTEGER;
+  if (!Number.isSafeInteger(fromIndex)) {
+    throw new ReplogError(grpc.status.INVALID_ARGUMENT, `invalid from_index ${fromIndex}: expected at most ${max}`);
+  }
+  if (!Number.isSafeInteger(limit)) {
+    throw new ReplogError(grpc.status.INVALID_ARGUMENT, `invalid limit ${limit}: expected at most ${max}, or 0 for no limit`);
+  }
 }
 
 /** Resolves true once the member applies past `appliedIndex`, false if the call ends first. */

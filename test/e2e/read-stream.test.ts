@@ -1,8 +1,10 @@
 // Read on real members: from_index, limit, follow, and received_at_ms that is
 // the leader's clock, stored in the entry, so equal on every member.
+import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { StoredMessage } from '../../src/client';
+import { loadReplogPackage } from '../../src/client/proto';
 import { appendMany, connect, startCluster, waitInSync, type TestCluster } from './harness';
 
 let tc: TestCluster;
@@ -42,6 +44,33 @@ test('received_at_ms is the same on every member', async () => {
   const reads = await Promise.all(tc.cluster.members.map((m) => collect(m.grpc, 0, 0)));
   for (const other of reads.slice(1)) assert.equal(other, reads[0], 'members return identical messages');
   assert.ok(reads[0]!.every((m) => m.receivedAtMs > 1_600_000_000_000), 'received_at_ms is a wall-clock time');
+});
+
+/** Sends one Read with from_index as a decimal string, which a number cannot hold exactly, and returns its status. */
+function readStatus(target: string, fromIndex: string): Promise<grpc.StatusObject> {
+  const Ingest = loadReplogPackage()['Ingest'] as grpc.ServiceClientConstructor;
+  const client = new Ingest(target, grpc.credentials.createInsecure());
+  const call = client.makeServerStreamRequest(
+    '/replog.v1.Ingest/Read',
+    (request: object) => Buffer.from(Ingest.service['Read']!.requestSerialize(request)),
+    (bytes: Buffer) => bytes,
+    { fromIndex, limit: 0, follow: false },
+    { deadline: Date.now() + 5000 },
+  );
+  return new Promise((resolve) => {
+    call.on('data', () => undefined);
+    call.on('error', () => undefined);
+    call.on('status', (status: grpc.StatusObject) => {
+      client.close();
+      resolve(status);
+    });
+  });
+}
+
+test('read rejects from_index above 2^53 - 1', async () => {
+  const status = await readStatus(tc.cluster.members[0]!.grpc, '18446744073709551615');
+  assert.is(status.code, grpc.status.INVALID_ARGUMENT, status.details);
+  assert.match(status.details, /invalid from_index .*: expected at most 9007199254740991/);
 });
 
 test('follow streams messages as they are applied', async () => {
