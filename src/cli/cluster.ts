@@ -132,12 +132,50 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
       if (stopping()) return;
       const cause = signal ? `signal ${signal}` : `exit code ${code}`;
       const spec = cluster.member(id);
+      const reason = code === 0 ? null : lastErrorLine(spec.logFile);
       console.log(`\n${id} stopped (${cause}); restart it, with its log in the same file, with:`);
+      if (reason !== null) console.log(`  (its log says: ${reason})`);
       // The command runs node itself, not npx, so `kill $!` stops the member rather than npm.
       console.log(`  node ${mainScript} ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
       console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill $!)');
     });
   }
+}
+
+/** Bytes read from the end of a member's log to find why it stopped. */
+const logTailBytes = 16 * 1024;
+
+/**
+ * Returns the last error of a member's log: a `replog node:` line or the
+ * message of a JSON line at level error or fatal; null when there is none.
+ */
+function lastErrorLine(logFile: string): string | null {
+  let text: string;
+  try {
+    const fd = fs.openSync(logFile, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buffer = Buffer.alloc(Math.min(size, logTailBytes));
+      fs.readSync(fd, buffer, 0, buffer.length, size - buffer.length);
+      text = buffer.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+  const lines = text.split('\n').reverse();
+  for (const line of lines) {
+    if (line.startsWith('replog node: ')) return line.slice('replog node: '.length);
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } };
+      if ((entry.level ?? 0) >= 50) return [entry.msg, entry.err?.message].filter(Boolean).join(': ');
+    } catch {
+      // A line cut by the start of the tail.
+    }
+  }
+  return null;
 }
 
 function printAddresses(cluster: LocalCluster, haproxy: boolean): void {

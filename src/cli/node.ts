@@ -1,7 +1,7 @@
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
-import { memberFlags, parseMemberConfig, UsageError } from '../node/config';
+import { memberFlags, parseMemberConfig, stopOnStdinCloseVariable, UsageError } from '../node/config';
 import { runMember } from '../node/run-member';
 
 export function nodeHelp(): string {
@@ -50,8 +50,10 @@ export async function run(argv: string[]): Promise<number> {
     process.exit(1);
   });
   return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      log.info({ signal }, 'signal received');
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
       running.stop().then(
         () => resolve(0),
         (err: unknown) => {
@@ -60,8 +62,19 @@ export async function run(argv: string[]): Promise<number> {
         },
       );
     };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'signal received');
+      stop();
+    };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    if (process.env[stopOnStdinCloseVariable] === '1') {
+      process.stdin.once('close', () => {
+        log.info({ variable: stopOnStdinCloseVariable }, 'stdin closed; stopping');
+        stop();
+      });
+      process.stdin.resume();
+    }
     // The member stopped itself after a failed write; it logged why.
     running.member.once('fatal', () => {
       running.stop().then(

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { stopOnStdinCloseVariable } from '../node/config';
 
 /** Path of the compiled CLI entry point, from dist/src/cluster/. */
 export const cliPath = path.join(__dirname, '../cli/main.js');
@@ -89,7 +90,9 @@ export class LocalCluster {
     const spec = this.member(id);
     const out = fs.openSync(spec.logFile, 'a');
     const args = [...this.nodeFlags, cliPath, ...this.memberArgv(id, extraArgs)];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', out, out] });
+    // The stdin pipe closes when this process ends, and the member then stops.
+    const env = { ...process.env, [stopOnStdinCloseVariable]: '1' };
+    const child = spawn(process.execPath, args, { stdio: ['pipe', out, out], env });
     fs.closeSync(out);
     this.processes.set(id, child);
     child.on('exit', () => {

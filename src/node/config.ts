@@ -62,6 +62,13 @@ export const memberFlags: readonly FlagSpec[] = [
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/**
+ * When this variable is 1, the member stops once its stdin closes. `replog
+ * cluster` sets it and gives each member a pipe as stdin, which closes when
+ * the cluster process ends, even by SIGKILL, so no member outlives it.
+ */
+export const stopOnStdinCloseVariable = 'REPLOG_STOP_ON_STDIN_CLOSE';
+
 /** Parses `replog node` flags, falling back to REPLOG_* variables; throws UsageError. */
 export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEnv): MemberConfig {
   const options = Object.fromEntries(memberFlags.map((f) => [f.name, { type: 'string' as const }]));

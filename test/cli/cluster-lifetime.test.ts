@@ -1,0 +1,64 @@
+// Members that `replog cluster` starts stop when the cluster process ends,
+// even when it is killed with SIGKILL and cannot stop them itself.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { freePorts, processExists } from '../../src/cluster/local-cluster';
+
+const mainScript = path.join(__dirname, '../../src/cli/main.js');
+/** How long the member gets to start, and to stop after the cluster process died. */
+const waitMs = 15_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Returns the PIDs of processes whose command line contains `text`. */
+function pidsWithArgument(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (cmdline.includes(text)) pids.push(Number(entry));
+    } catch {
+      // The process ended while the folder was read.
+    }
+  }
+  return pids;
+}
+
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${waitMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+test('members stop when the cluster is killed', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
+  const [basePort] = await freePorts(1);
+  // A PATH without haproxy, so that only member processes are started.
+  const env = { ...process.env, PATH: path.dirname(process.execPath) };
+  const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { env, stdio: 'ignore' });
+  const memberData = path.join(dir, 'n1');
+  try {
+    const logFile = path.join(dir, 'n1.log');
+    await waitFor(() => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('member started'), 'the member to start');
+    const [memberPid] = pidsWithArgument(memberData);
+    assert.ok(memberPid !== undefined, 'the member process is found');
+    cluster.kill('SIGKILL');
+    await waitFor(() => !processExists(memberPid!), `member ${memberPid} to exit`);
+    assert.match(fs.readFileSync(logFile, 'utf8'), 'stdin closed; stopping');
+  } finally {
+    cluster.kill('SIGKILL');
+    for (const pid of pidsWithArgument(memberData)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
