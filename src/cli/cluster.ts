@@ -134,7 +134,7 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
       const spec = cluster.member(id);
       const reason = code === 0 ? null : lastErrorLine(spec.logFile);
       console.log(`\n${id} stopped (${cause}); restart it, with its log in the same file, with:`);
-      if (reason !== null) console.log(`  (its log says: ${reason})`);
+      if (reason !== null) console.log(`  (last error in its log: ${reason})`);
       // The command runs node itself, not npx, so `kill $!` stops the member rather than npm.
       console.log(`  node ${mainScript} ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
       console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill $!)');
@@ -146,8 +146,8 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
 const logTailBytes = 16 * 1024;
 
 /**
- * Returns the last error of a member's log: a `replog node:` line or the
- * message of a JSON line at level error or fatal; null when there is none.
+ * Returns the last error in a member's log, or null when there is none. An
+ * error is a `replog node:` line or a JSON line at level error or fatal.
  */
 function lastErrorLine(logFile: string): string | null {
   let text: string;

@@ -16,7 +16,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Returns the PIDs of processes whose command line contains `text`. */
+/** Returns the PIDs of processes that have `text` as one of their command-line arguments. */
 function pidsWithArgument(text: string): number[] {
   const pids: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
