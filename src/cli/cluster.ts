@@ -15,6 +15,8 @@ export const clusterHelp = `replog cluster: run a local cluster of members, behi
 
 Ctrl-C stops every member and HAProxy cleanly; their logs are in DIR/<id>.log.`;
 
+const sizeMax = 9;
+
 interface ClusterFlags {
   readonly dataDir: string;
   readonly size: number;
@@ -38,8 +40,8 @@ function parseClusterFlags(argv: string[]): ClusterFlags {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const size = parseInteger('size', values.size, 1, 9);
-  if (size % 2 === 0) throw new UsageError(`invalid --size ${size}: expected an odd number such as 3 or 5`);
+  const size = parseInteger('size', values.size, 1, sizeMax);
+  if (size % 2 === 0) throw new UsageError(`invalid --size "${size}": expected an odd number from 1 to ${sizeMax}`);
   const memberArgs: string[] = [];
   if (values['snapshot-threshold'] !== undefined) {
     parseInteger('snapshot-threshold', values['snapshot-threshold'], 1, 1e9);
@@ -64,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
     flags = parseClusterFlags(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    console.error(`replog cluster: ${err.message}`);
+    console.error(`replog cluster: ${err.message}\nRun "replog cluster --help" for the flags.`);
     return 2;
   }
   const holder = clusterUsing(flags.dataDir);
@@ -75,6 +77,11 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 1;
   }
+  const createFailure = dataFolderFailure('create', flags.dataDir, () => fs.mkdirSync(flags.dataDir, { recursive: true }));
+  if (createFailure !== null) {
+    console.error(`replog cluster: ${createFailure}`);
+    return 1;
+  }
   const cluster = await LocalCluster.create({ ...flags, withHaproxy: true });
   const addresses = [cluster.haproxyAddress!, ...cluster.members.flatMap((m) => [m.grpc, m.http])];
   const busy = await unavailableAddresses(addresses);
@@ -82,8 +89,13 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`replog cluster: ${busy.join(', ')} already in use (another cluster?); stop it or pick other ports with --base-port`);
     return 1;
   }
-  fs.mkdirSync(flags.dataDir, { recursive: true });
-  fs.writeFileSync(lockPath(flags.dataDir), `${process.pid}\n`);
+  const lockFailure = dataFolderFailure('write cluster.pid in', flags.dataDir, () =>
+    fs.writeFileSync(lockPath(flags.dataDir), `${process.pid}\n`),
+  );
+  if (lockFailure !== null) {
+    console.error(`replog cluster: ${lockFailure}`);
+    return 1;
+  }
   cluster.startAll();
   const haproxy = haproxyInstalled()
     && cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
@@ -110,6 +122,32 @@ const mainScript = path.join(__dirname, 'main.js');
 /** File in the data folder that names the PID of the cluster using it. */
 function lockPath(dataDir: string): string {
   return path.join(dataDir, 'cluster.pid');
+}
+
+/**
+ * Runs a file system step on the data folder. Returns null when it succeeds,
+ * or a one-line message naming --data, the folder and the reason when it
+ * fails with a system error such as ENOTDIR or EACCES.
+ */
+function dataFolderFailure(action: string, dataDir: string, step: () => void): string | null {
+  try {
+    step();
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') throw err;
+    const reason = `${systemErrorDescription(err as NodeJS.ErrnoException)} (${code})`;
+    return `cannot ${action} --data ${dataDir}: ${reason}; pick a folder this user can create and write`;
+  }
+}
+
+/**
+ * Returns the description of a Node.js system error without its code, call
+ * and path: "not a directory" from "ENOTDIR: not a directory, mkdir '/dev/null/x'".
+ */
+function systemErrorDescription(err: NodeJS.ErrnoException): string {
+  const match = /^[A-Z0-9_]+: (.+?), [a-z]+\b/.exec(err.message);
+  return match?.[1] ?? err.message;
 }
 
 /** Returns the PID of another running cluster that uses `dataDir`, or null. */

@@ -45,4 +45,18 @@ test('cluster rejects a data folder in use', async () => {
   assert.equal(fs.readdirSync(dir), ['cluster.pid']);
 });
 
+test('cluster names --data when creating it fails', () => {
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, '');
+  const dataDir = path.join(file, 'data');
+  // The command fails before it binds any port, so a fixed --base-port is safe.
+  const result = runCli(['cluster', '--data', dataDir, '--base-port', '47100']);
+  assert.is(result.status, 1);
+  assert.is(
+    result.stderr,
+    `replog cluster: cannot create --data ${dataDir}: not a directory (ENOTDIR); ` +
+      'pick a folder this user can create and write\n',
+  );
+});
+
 test.run();

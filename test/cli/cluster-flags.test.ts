@@ -1,0 +1,36 @@
+// Flag errors of `replog cluster`, run as real processes of the built CLI.
+// Every case fails before any member starts.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const mainScript = path.join(__dirname, '../../src/cli/main.js');
+const helpHint = 'Run "replog cluster --help" for the flags.';
+
+function runCluster(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [mainScript, 'cluster', ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Each case: arguments and the first line of the error message. */
+const invalidCases: readonly [string[], string][] = [
+  [['--size', '4'], 'invalid --size "4": expected an odd number from 1 to 9'],
+  [['--size', '11'], 'invalid --size "11": expected an integer from 1 to 9'],
+  [['--base-port', 'x'], 'invalid --base-port "x": expected an integer from 1024 to 65000'],
+  [['--colour'], "Unknown option '--colour'"],
+];
+
+for (const [args, expected] of invalidCases) {
+  test(`cluster ${args.join(' ')} exits 2`, () => {
+    const result = runCluster(args);
+    assert.is(result.status, 2, result.stderr);
+    const lines = result.stderr.trimEnd().split('\n');
+    assert.ok(lines[0]?.startsWith(`replog cluster: ${expected}`), result.stderr);
+    assert.is(lines[1], helpHint);
+    assert.is(lines.length, 2, result.stderr);
+    assert.is(result.stdout, '');
+  });
+}
+
+test.run();
