@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseHostPortList } from '../client/target';
 import {
   FlagError,
   parseFlags,
@@ -9,12 +8,12 @@ import {
   withFlagName,
   type CliIo,
 } from './client-flags';
+import { fetchMemberStatus, parseHttpAddressList } from './status-fetch';
 import {
   allInSync,
   assessSync,
   formatStatusTable,
   formatSyncState,
-  parseMemberStatus,
   type MemberProbe,
 } from './status-table';
 
@@ -29,7 +28,8 @@ member with the one that applied the most entries: yes, behind N (entries),
 DIFFERS (same applied index, other message count or digest) or down.
 Exit status 0 when every member returned its status and is in sync, 1 otherwise.
 
-  --http HOST:PORT[,...]  the members' HTTP (status) addresses (required)
+  --http HOST:PORT[,...]  the members' HTTP (status) addresses (required); each
+                          may also be written http://HOST:PORT[/status]
   --json                  print the members' status bodies and sync states as JSON
   --watch SECONDS         refresh every SECONDS seconds until interrupted
   -h, --help              show this help
@@ -54,9 +54,7 @@ export function parseStatusFlags(argv: readonly string[]): StatusFlags | null {
   if (values.help) return null;
   if (values.http === undefined) throw new FlagError('missing --http: expected HOST:PORT[,HOST:PORT...]');
   const httpText = values.http;
-  const addresses = withFlagName('http', () =>
-    parseHostPortList(httpText).map((address) => `${address.host}:${address.port}`),
-  );
+  const addresses = withFlagName('http', () => parseHttpAddressList(httpText));
   const watchSeconds =
     values.watch === undefined ? null : parseIntegerFlag('watch', values.watch, 0, 1, watchSecondsMax);
   return { addresses, json: values.json ?? false, watchSeconds };
@@ -112,22 +110,5 @@ async function watchStatus(flags: StatusFlags, periodSeconds: number, io: CliIo)
 
 /** Fetch and check one member's `/status`; a failure becomes an error probe. */
 export async function probeMember(address: string): Promise<MemberProbe> {
-  try {
-    const response = await fetch(`http://${address}/status`, {
-      signal: AbortSignal.timeout(statusFetchTimeoutMs),
-    });
-    if (!response.ok) return { address, error: `GET /status returned HTTP ${response.status}` };
-    return { address, status: parseMemberStatus(await response.json()) };
-  } catch (error) {
-    return { address, error: describeFetchError(error) };
-  }
-}
-
-function describeFetchError(error: unknown): string {
-  if (error instanceof Error && error.name === 'TimeoutError') {
-    return `no answer within ${statusFetchTimeoutMs} ms`;
-  }
-  const cause = error instanceof Error ? (error.cause as { code?: string; message?: string } | undefined) : undefined;
-  if (cause?.code) return `GET /status failed: ${cause.code}`;
-  return `GET /status failed: ${error instanceof Error ? error.message : String(error)}`;
+  return { address, ...(await fetchMemberStatus(address, statusFetchTimeoutMs)) };
 }

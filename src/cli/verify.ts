@@ -12,6 +12,7 @@ import {
   withFlagName,
   type CliIo,
 } from './client-flags';
+import { parseHttpAddress, parseHttpAddressList } from './status-fetch';
 
 const retriesMax = 100;
 
@@ -30,7 +31,8 @@ grow with the messages (except about 40 bytes per message for the duplicate
 check).
 
   --target GRPC[,...]     every member's gRPC address, HOST:PORT
-  --http HTTP[,...]       every member's HTTP address, HOST:PORT, in the same order
+  --http HTTP[,...]       every member's HTTP address, HOST:PORT or
+                          http://HOST:PORT[/status], in the same order
   --members ID=GRPC=HTTP[,...]
                           the same as one list, with names for the report
                           (instead of --target and --http)
@@ -72,8 +74,8 @@ function parseMembersFlag(text: string): VerifyTarget[] {
       throw new FlagError(`invalid --members entry "${part}": ${membersForm}, ID matching [a-z0-9-]{1,32}`);
     }
     const grpc = withFlagName('members', () => parseHostPort(fields[1]!));
-    const http = withFlagName('members', () => parseHostPort(fields[2]!));
-    return { id: fields[0]!, grpc: `${grpc.host}:${grpc.port}`, http: `${http.host}:${http.port}` };
+    const http = withFlagName('members', () => parseHttpAddress(fields[2]!));
+    return { id: fields[0]!, grpc: `${grpc.host}:${grpc.port}`, http };
   });
   const ids = targets.map((t) => t.id);
   const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
@@ -103,14 +105,14 @@ export function parseVerifyFlags(argv: readonly string[]): VerifyFlags | null {
     if (values.target === undefined) throw new FlagError('missing --target: expected GRPC_HOST:PORT[,...], one per member (or use --members)');
     if (values.http === undefined) throw new FlagError('missing --http: expected HTTP_HOST:PORT[,...], one per member, in --target order');
     const grpc = withFlagName('target', () => parseHostPortList(values.target!));
-    const http = withFlagName('http', () => parseHostPortList(values.http!));
+    const http = withFlagName('http', () => parseHttpAddressList(values.http!));
     if (grpc.length !== http.length) {
       throw new FlagError(
         `invalid --http: ${http.length} address(es) for ${grpc.length} --target address(es); ` +
           'expected one HTTP address per member, in the same order',
       );
     }
-    targets = grpc.map((g, k) => ({ id: null, grpc: `${g.host}:${g.port}`, http: `${http[k]!.host}:${http[k]!.port}` }));
+    targets = grpc.map((g, k) => ({ id: null, grpc: `${g.host}:${g.port}`, http: http[k]! }));
   }
   if (targets.length > fingerprintMembersMax) {
     throw new FlagError(`invalid member list: ${targets.length} members; expected at most ${fingerprintMembersMax}`);

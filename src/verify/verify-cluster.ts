@@ -17,7 +17,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectIngest, type IngestClient } from '../client/ingest-client';
 import type { StoredMessage } from '../client/types';
-import { parseMemberStatus, type MemberStatus } from '../cli/status-table';
+import { fetchMemberStatus, type StatusFetchResult } from '../cli/status-fetch';
+import type { MemberStatus } from '../cli/status-table';
 import { digestStep, initialDigest } from '../storage/digest';
 import { fingerprint, FingerprintTable, fingerprintMembersMax } from './fingerprint-table';
 
@@ -107,20 +108,7 @@ export interface VerifyResult {
   readonly verdict: string;
 }
 
-type StatusProbe = { readonly status: MemberStatus } | { readonly error: string };
-
-/** Fetches one member's /status; never throws. */
-export async function fetchMemberStatus(http: string, timeoutMs: number): Promise<StatusProbe> {
-  try {
-    const response = await fetch(`http://${http}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!response.ok) return { error: `GET /status returned HTTP ${response.status}` };
-    return { status: parseMemberStatus(await response.json()) };
-  } catch (error) {
-    if (error instanceof Error && error.name === 'TimeoutError') return { error: `GET /status: no answer within ${timeoutMs} ms` };
-    const cause = error instanceof Error ? (error.cause as { code?: string } | undefined) : undefined;
-    return { error: `GET /status failed: ${cause?.code ?? (error instanceof Error ? error.message : String(error))}` };
-  }
-}
+type StatusProbe = StatusFetchResult;
 
 /**
  * Verifies the members. Retries the whole check (after `retryDelayMs`) up to

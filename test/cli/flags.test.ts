@@ -53,6 +53,7 @@ const invalidCases: readonly [string, Command, string[], string][] = [
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--pids', '12,abc'], 'invalid --pids "12,abc": expected PID[,PID...]'],
   ['status', runStatus, [], 'missing --http: expected HOST:PORT[,HOST:PORT...]'],
   ['status', runStatus, ['--http', '127.0.0.1:6001,:6002'], 'invalid --http ":6002": expected HOST:PORT'],
+  ['status', runStatus, ['--http', 'https://127.0.0.1:6001'], 'invalid --http "https://127.0.0.1:6001": expected HOST:PORT or http://HOST:PORT[/status]'],
   ['status', runStatus, ['--http', '127.0.0.1:6001', '--watch', '0'], 'invalid --watch "0": expected an integer from 1 to'],
 ];
 
