@@ -24,8 +24,8 @@ gRPC status code and CPU used. Exit status 0 when at least one append was
 acknowledged in the measured interval, 1 otherwise.
 
   --mode unary|stream       Append calls, or pipelined AppendStream calls (default unary)
-  --streams N               AppendStream calls in stream mode (default ${benchDefaults.streams})
-  --window N                appends in flight per stream in stream mode (default ${benchDefaults.window})
+  --streams N               AppendStream calls, stream mode only (default ${benchDefaults.streams})
+  --window N                appends in flight per stream, stream mode only (default ${benchDefaults.window})
 ${loadFlagsHelp}`;
 
 /** Validated flags of `replog bench`. */
@@ -48,12 +48,39 @@ export function parseBenchFlags(argv: readonly string[]): BenchFlags | null {
   if (mode !== 'unary' && mode !== 'stream') {
     throw new FlagError(`invalid --mode "${mode}": expected unary or stream`);
   }
+  rejectFlagsOfOtherMode(mode, values.mode !== undefined, values);
   return {
     ...readLoadFlags(values),
     mode,
     streams: parseIntegerFlag('streams', values.streams, benchDefaults.streams, 1, streamsMax),
     window: parseIntegerFlag('window', values.window, benchDefaults.window, 1, windowMax),
   };
+}
+
+/**
+ * Reject a flag that the chosen mode would ignore, so that `--streams 4`
+ * without `--mode stream` fails instead of measuring unary mode.
+ */
+function rejectFlagsOfOtherMode(
+  mode: BenchFlags['mode'],
+  modeGiven: boolean,
+  values: { readonly concurrency?: string; readonly streams?: string; readonly window?: string },
+): void {
+  const modeText = modeGiven ? `with --mode ${mode}` : `in ${mode} mode (the default)`;
+  if (mode === 'unary') {
+    const flag = (['streams', 'window'] as const).find((name) => values[name] !== undefined);
+    if (flag === undefined) return;
+    throw new FlagError(
+      `invalid --${flag} ${modeText}: --${flag} applies only to --mode stream; ` +
+        `add --mode stream, or drop --${flag} and set the requests in flight with --concurrency`,
+    );
+  }
+  if (values.concurrency !== undefined) {
+    throw new FlagError(
+      `invalid --concurrency ${modeText}: --concurrency applies only to --mode unary; ` +
+        'set the appends in flight with --streams and --window instead',
+    );
+  }
 }
 
 /** `replog bench`: returns the exit status. */
