@@ -10,7 +10,7 @@ interface Command {
 // Commands load lazily, so `replog node` does not pay for the bench's libraries.
 const commands: Record<string, Command> = {
   node: { summary: 'run one cluster member', load: () => import('./node'), help: () => import('./node').then((m) => m.nodeHelp()) },
-  cluster: { summary: 'run a local cluster of 3 or 5 members behind HAProxy', load: () => import('./cluster'), help: () => import('./cluster').then((m) => m.clusterHelp) },
+  cluster: { summary: 'run a local cluster of 1 to 9 members (odd --size), behind HAProxy when installed', load: () => import('./cluster'), help: () => import('./cluster').then((m) => m.clusterHelp) },
   send: { summary: 'append lines from stdin or N generated messages', load: () => import('./send'), help: () => import('./send').then((m) => m.sendHelp) },
   status: { summary: 'show every member\'s role, indexes and digest in one table', load: () => import('./status'), help: () => import('./status').then((m) => m.statusHelp) },
   bench: { summary: 'measure append throughput and latency', load: () => import('./bench'), help: () => import('./bench').then((m) => m.benchHelp) },

@@ -38,7 +38,9 @@ fails with INVALID_ARGUMENT. Exit status 0 when every append was acknowledged.
   --count N                 send N generated valuesets "<prefix><n>" instead of stdin
   --prefix STR              prepended to every valueset (generated default:
                             "send-<random hex>-", stdin default: none)
-  --concurrency N           appends in flight (default ${sendDefaults.concurrency})
+  --concurrency N           appends in flight (default ${sendDefaults.concurrency}). Above 1, valuesets may
+                            be stored in another order than read; 1 keeps the
+                            order, because each append waits for the one before
   --stream                  pipeline appends over one AppendStream call
   --deadline-ms N           time budget of one attempt, in ms (default ${sendDefaults.deadlineMs})
   --retries N               retries of UNAVAILABLE and DEADLINE_EXCEEDED (default ${sendDefaults.retries})

@@ -1,5 +1,5 @@
-// Flag errors of `replog cluster`, run as real processes of the built CLI.
-// Every case fails before any member starts.
+// Flag errors and help of `replog cluster`, run as real processes of the
+// built CLI. No case starts a member.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -32,5 +32,13 @@ for (const [args, expected] of invalidCases) {
     assert.is(result.stdout, '');
   });
 }
+
+test('top-level help states cluster sizes', () => {
+  const result = spawnSync(process.execPath, [mainScript, '--help'], { encoding: 'utf8', timeout: 20_000 });
+  assert.is(result.status, 0, result.stderr);
+  const row = result.stdout.split('\n').find((line) => line.startsWith('  cluster '));
+  assert.ok(row?.includes('1 to 9 members (odd --size)'), row);
+  assert.ok(result.stdout.includes('--size N                   members, an odd number from 1 to 9 (default 3)'), result.stdout);
+});
 
 test.run();

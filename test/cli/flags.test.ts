@@ -79,4 +79,12 @@ for (const [name, command] of [['send', runSend], ['bench', runBench], ['status'
   });
 }
 
+test('send --help states append order', async () => {
+  const outcome = await runCaptured(runSend, ['--help']);
+  const text = outcome.stdout.replace(/\s+/g, ' ');
+  assert.ok(text.includes('--concurrency N appends in flight (default 16).'), text);
+  assert.ok(text.includes('Above 1, valuesets may be stored in another order than read'), text);
+  assert.ok(text.includes('1 keeps the order'), text);
+});
+
 test.run();
