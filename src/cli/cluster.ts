@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { haproxyInstalled, LocalCluster, processExists, unavailableAddresses } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
+import { countNoun } from './count-noun';
 import { renderHaproxyConfig } from './haproxy-config';
 
 export const clusterHelp = `replog cluster: run a local cluster of members, behind HAProxy when installed
@@ -218,7 +219,7 @@ function lastErrorLine(logFile: string): string | null {
 
 function printAddresses(cluster: LocalCluster, haproxy: boolean): void {
   const grpcTargets = cluster.members.map((m) => m.grpc).join(',');
-  console.log(`replog cluster: ${cluster.members.length} members, data and logs in ${path.dirname(cluster.members[0]!.dataDir)}`);
+  console.log(`replog cluster: ${countNoun(cluster.members.length, 'member')}, data and logs in ${path.dirname(cluster.members[0]!.dataDir)}`);
   for (const m of cluster.members) {
     console.log(`  ${m.id}  gRPC ${m.grpc}  HTTP http://${m.http}/status  log ${m.logFile}`);
   }

@@ -26,7 +26,9 @@ export class SendTally {
   recordError(error: unknown): void {
     const code = statusCodeName(errorCode(error));
     this.errorsByCode[code] = (this.errorsByCode[code] ?? 0) + 1;
-    this.firstErrorByCode[code] ??= error instanceof Error ? error.message : String(error);
+    // IngestError messages start with the code, which the summary prints once as the key.
+    const message = error instanceof Error ? error.message : String(error);
+    this.firstErrorByCode[code] ??= message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message;
   }
 }
 

@@ -1,5 +1,6 @@
 // Text output of `replog verify`: one table row per member, the problems, and
 // the verdict as the last line.
+import { countNoun } from '../cli/count-noun';
 import { showValueset, type MemberVerification, type VerifyResult } from './verify-cluster';
 
 /** Digest characters shown in the table. */
@@ -53,7 +54,7 @@ export function formatVerifyResult(result: VerifyResult): string {
   const lines = [formatTable(header, result.members.map(row), numeric).trimEnd()];
   lines.push('');
   const quiet = result.quiescent ? 'quiescent' : 'NOT quiescent';
-  lines.push(`compared indexes 1..${result.comparedUpTo} across ${result.members.length} members ` +
+  lines.push(`compared indexes 1..${result.comparedUpTo} across ${countNoun(result.members.length, 'member')} ` +
     `(${quiet}, attempt ${result.attempts}); "read" counts every message Read returned, ` +
     '"digest (Read)" covers those up to the member\'s applied index');
   if (result.firstDifference) {

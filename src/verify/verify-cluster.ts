@@ -391,12 +391,14 @@ function verdictLine(
   problems: readonly string[],
 ): string {
   const reference = members[0]!;
+  // One member has no other member to agree with, only its own /status.
+  const agree = members.length === 1 ? 'the only member agrees with its /status' : `all ${members.length} members agree`;
   if (ok && quiescent) {
-    return `OK: all ${members.length} members agree: ${reference.checkedCount} messages up to index ` +
+    return `OK: ${agree}: ${reference.checkedCount} messages up to index ` +
       `${scan.comparedUpTo}, digest ${reference.checkedDigest.slice(0, 16)}`;
   }
   if (ok) {
-    return `OK (busy): all ${members.length} members agree on indexes 1..${scan.comparedUpTo}; ` +
+    return `OK (busy): ${agree} on indexes 1..${scan.comparedUpTo}; ` +
       'the cluster was still applying entries, so later indexes were not compared';
   }
   if (scan.firstDifference) {

@@ -71,6 +71,15 @@ test('invalid flags exit 2 with the flag and the expected form', async () => {
   }
 });
 
+test('one member: singular wording, http:// address', async () => {
+  const member = tc.cluster.members[0]!;
+  const text = await runCli(['verify', '--target', member.grpc, '--http', `http://${member.http}/status`]);
+  assert.is(text.code, 0, text.stdout + text.stderr);
+  const lines = text.stdout.trimEnd().split('\n');
+  assert.match(lines[lines.length - 1]!, /^OK: the only member agrees with its \/status: 2000 messages up to index \d+, digest [0-9a-f]{16}$/);
+  assert.match(text.stdout, /^compared indexes 1\.\.\d+ across 1 member \(quiescent/m);
+});
+
 test('members that agree: exit 0, table and verdict; --members and --json', async () => {
   const text = await runCli(['verify', ...targetFlags()]);
   assert.is(text.code, 0, text.stdout + text.stderr);
