@@ -7,6 +7,7 @@ import { appendWithRetry, retryPolicyDefaults, type RetryPolicy } from '../clien
 import { AppendStreamPool } from '../client/stream-pool';
 import type { AppendResult } from '../client/types';
 import {
+  FlagError,
   parseFlags,
   parseIntegerFlag,
   parseTargetFlag,
@@ -14,6 +15,7 @@ import {
   runCommand,
   type CliIo,
 } from './client-flags';
+import { valuesetBytesMax } from '../storage/codec';
 import { SendTally, formatSendSummary, summarizeSend } from './send-summary';
 
 export const sendDefaults = {
@@ -36,8 +38,8 @@ fails with INVALID_ARGUMENT. Exit status 0 when every append was acknowledged.
   --target HOST:PORT[,...]  members or load balancer; several IP addresses are
                             used round robin (required)
   --count N                 send N generated valuesets "<prefix><n>" instead of stdin
-  --prefix STR              prepended to every valueset (generated default:
-                            "send-<random hex>-", stdin default: none)
+  --prefix STR              prepended to every valueset, at most ${valuesetBytesMax - 1} UTF-8 bytes
+                            (generated default: "send-<random hex>-", stdin default: none)
   --concurrency N           appends in flight (default ${sendDefaults.concurrency}). Above 1, valuesets may
                             be stored in another order than read; 1 keeps the
                             order, because each append waits for the one before
@@ -80,13 +82,29 @@ export function parseSendFlags(argv: readonly string[]): SendFlags | null {
   return {
     target: parseTargetFlag('target', values.target),
     count,
-    prefix: values.prefix ?? null,
+    prefix: checkPrefix(values.prefix),
     concurrency: parseIntegerFlag('concurrency', values.concurrency, sendDefaults.concurrency, 1, concurrencyMax),
     stream: values.stream ?? false,
     deadlineMs: parseIntegerFlag('deadline-ms', values['deadline-ms'], sendDefaults.deadlineMs, 1, deadlineMsMax),
     retryPolicy: { ...retryPolicyDefaults, retriesMax: retries },
     json: values.json ?? false,
   };
+}
+
+/**
+ * Reject a --prefix that leaves no room in a valueset: every valueset adds at
+ * least one byte to the prefix (a stdin line is not empty, a number is a digit).
+ */
+function checkPrefix(prefix: string | undefined): string | null {
+  if (prefix === undefined) return null;
+  const bytes = Buffer.byteLength(prefix, 'utf8');
+  if (bytes >= valuesetBytesMax) {
+    throw new FlagError(
+      `invalid --prefix: ${bytes} UTF-8 bytes; expected at most ${valuesetBytesMax - 1}, because a valueset ` +
+        `is at most ${valuesetBytesMax} UTF-8 bytes and the prefix is followed by at least one byte`,
+    );
+  }
+  return prefix;
 }
 
 /** `replog send`: returns the exit status. */

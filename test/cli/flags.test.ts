@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { run as runBench } from '../../src/cli/bench';
 import type { CliIo } from '../../src/cli/client-flags';
-import { run as runSend } from '../../src/cli/send';
+import { parseSendFlags, run as runSend } from '../../src/cli/send';
 import { run as runStatus } from '../../src/cli/status';
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
@@ -78,6 +78,31 @@ for (const [name, command] of [['send', runSend], ['bench', runBench], ['status'
     assert.is(outcome.stderr, '');
   });
 }
+
+test('send rejects --prefix over limit', async () => {
+  // 65,536 bytes of ASCII, and 32,768 two-byte characters (é) with --count.
+  const argvs = [
+    ['--target', '127.0.0.1:5000', '--prefix', 'x'.repeat(65_536)],
+    ['--target', '127.0.0.1:5000', '--count', '3', '--prefix', '\u00e9'.repeat(32_768)],
+  ];
+  for (const argv of argvs) {
+    const outcome = await runCaptured(runSend, argv);
+    assert.is(outcome.exitCode, 2, outcome.stderr);
+    assert.is(
+      outcome.stderr,
+      'replog send: invalid --prefix: 65536 UTF-8 bytes; expected at most 65535, because a valueset is at most ' +
+        '65536 UTF-8 bytes and the prefix is followed by at least one byte\n' +
+        'Run "replog send --help" for the flags.\n',
+    );
+    assert.is(outcome.stdout, '');
+  }
+});
+
+test('send accepts longest --prefix', () => {
+  const prefix = 'x'.repeat(65_535);
+  const flags = parseSendFlags(['--target', '127.0.0.1:5000', '--prefix', prefix]);
+  assert.is(flags?.prefix, prefix);
+});
 
 test('send --help states append order', async () => {
   const outcome = await runCaptured(runSend, ['--help']);
