@@ -1,7 +1,8 @@
-// Measures how long taking one snapshot blocks the event loop. It fills a
-// message store, flushes it to disk (as the periodic checkpoints of a running
-// member do), then takes a snapshot while a timer every millisecond records
-// the longest gap between its runs and small batches keep being applied.
+// Measures how long taking one snapshot blocks the event loop and slows the
+// Raft log's fsyncs. It fills a message store and flushes it to disk, as the
+// periodic checkpoints of a running member do. Then it takes a snapshot while
+// small batches keep being applied, a timer every millisecond records the
+// longest gap between its runs, and a probe appends to a file and fsyncs it.
 //   node dist/bench/snapshot-stall.js --messages 1000000 --rounds 3
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,6 +51,47 @@ interface Round {
   readonly cpuMs: number;
   readonly maxGapMs: number;
   readonly bytes: number;
+  /** Durations of the log fsyncs that ran during the snapshot, in ms. */
+  readonly fsyncMs: readonly number[];
+}
+
+/** Bytes a log write adds before each fsync of the probe: about one batch of entries. */
+const probeWriteBytes = 2048;
+
+/**
+ * Appends to a file next to the store and fdatasyncs it on the thread pool in
+ * a loop, as the Raft log does under load, and records each fsync's duration
+ * until stop() is called. It shows how much the snapshot's copy slows the
+ * log's fsyncs on the same disk.
+ */
+function startFsyncProbe(dir: string): { stop(): Promise<number[]> } {
+  const fd = fs.openSync(path.join(dir, 'probe.log'), 'a');
+  const block = Buffer.alloc(probeWriteBytes, 1);
+  const durations: number[] = [];
+  let stopped = false;
+  let closed = false;
+  const loop = (async () => {
+    while (!stopped) {
+      fs.writeSync(fd, block);
+      const started = performance.now();
+      await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+      durations.push(performance.now() - started);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      if (!closed) fs.closeSync(fd);
+      closed = true;
+      return durations;
+    },
+  };
+}
+
+function percentile(sorted: readonly number[], fraction: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
 }
 
 async function runRound(messages: number, parentDir: string): Promise<Round> {
@@ -72,20 +114,18 @@ async function runRound(messages: number, parentDir: string): Promise<Round> {
       applyRange(store, next, loadBatch);
       next += loadBatch;
     }, loadIntervalMs);
+    const probe = startFsyncProbe(dir);
     const started = performance.now();
     const cpuBefore = process.cpuUsage();
     try {
       const snapshot = await store.saveSnapshot();
       const cpu = process.cpuUsage(cpuBefore);
-      return {
-        snapshotMs: performance.now() - started,
-        cpuMs: (cpu.user + cpu.system) / 1000,
-        maxGapMs,
-        bytes: snapshot.bytes,
-      };
+      const snapshotMs = performance.now() - started;
+      return { snapshotMs, cpuMs: (cpu.user + cpu.system) / 1000, maxGapMs, bytes: snapshot.bytes, fsyncMs: await probe.stop() };
     } finally {
       clearInterval(gapTimer);
       clearInterval(loadTimer);
+      await probe.stop();
     }
   } finally {
     store.close();
@@ -119,10 +159,13 @@ async function main(): Promise<void> {
   }
   for (let round = 1; round <= rounds; round++) {
     const result = await runRound(messages, parentDir);
+    const fsyncs = [...result.fsyncMs].sort((a, b) => a - b);
     process.stdout.write(
       `round ${round}: ${messages} messages, snapshot ${(result.bytes / 1048576).toFixed(1)} MiB in ` +
         `${result.snapshotMs.toFixed(0)} ms, CPU ${result.cpuMs.toFixed(0)} ms, ` +
-        `longest event loop gap ${result.maxGapMs.toFixed(1)} ms\n`,
+        `longest event loop gap ${result.maxGapMs.toFixed(1)} ms; ` +
+        `${fsyncs.length} log fsyncs meanwhile, p50 ${percentile(fsyncs, 0.5).toFixed(1)} ms, ` +
+        `p99 ${percentile(fsyncs, 0.99).toFixed(1)} ms, max ${percentile(fsyncs, 1).toFixed(1)} ms\n`,
     );
   }
 }

@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import { digestBytes, initialDigest } from './digest';
-import { fsyncFileSync } from './durable-fs';
+import { copyFileDurably, fsyncFileSync } from './durable-fs';
 import type { StoredMessage } from './types';
 
 export interface StateMeta {
@@ -321,7 +321,7 @@ export class StateDatabase {
     this.db.pragma('wal_autocheckpoint = 0');
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
-      await fs.promises.copyFile(this.file, destination);
+      await copyFileDurably(this.file, destination);
     } finally {
       if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${walAutocheckpointPages}`);
     }
