@@ -58,7 +58,7 @@ export function parseBenchFlags(argv: readonly string[]): BenchFlags | null {
 }
 
 /**
- * Reject a flag that the chosen mode would ignore, so that `--streams 4`
+ * Rejects a flag that the chosen mode would ignore, so that `--streams 4`
  * without `--mode stream` fails instead of measuring unary mode.
  */
 function rejectFlagsOfOtherMode(

@@ -70,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', onSignal);
     if (process.env[stopOnStdinCloseVariable] === '1') {
       process.stdin.once('close', () => {
-        log.info({ variable: stopOnStdinCloseVariable }, 'stdin closed; stopping');
+        log.info({ variable: stopOnStdinCloseVariable }, 'stdin closed, stopping the member');
         stop();
       });
       process.stdin.resume();

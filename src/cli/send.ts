@@ -92,7 +92,7 @@ export function parseSendFlags(argv: readonly string[]): SendFlags | null {
 }
 
 /**
- * Reject a --prefix that leaves no room in a valueset: every valueset adds at
+ * Rejects a --prefix that leaves no room in a valueset: every valueset adds at
  * least one byte to the prefix (a stdin line is not empty, a number is a digit).
  */
 function checkPrefix(prefix: string | undefined): string | null {

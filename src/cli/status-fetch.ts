@@ -9,7 +9,7 @@ export type StatusFetchResult = { readonly status: MemberStatus } | { readonly e
 const httpAddressForm = 'expected HOST:PORT or http://HOST:PORT[/status], with a port from 1 to 65535';
 
 /**
- * Parse a member's HTTP address, given as `HOST:PORT` or as a URL like the
+ * Parses a member's HTTP address, given as `HOST:PORT` or as a URL like the
  * ones `replog cluster` prints: `http://HOST:PORT/status`, `http://HOST:PORT/`
  * or `http://HOST:PORT`. Returns `HOST:PORT`. Throws InvalidAddressError.
  */
@@ -29,7 +29,7 @@ export function parseHttpAddress(text: string): string {
   return `${address.host}:${address.port}`;
 }
 
-/** Parse a comma-separated list of {@link parseHttpAddress} values (at least one). */
+/** Parses a comma-separated list of {@link parseHttpAddress} values (at least one). */
 export function parseHttpAddressList(text: string): string[] {
   const parts = text.split(',').map((part) => part.trim()).filter((part) => part !== '');
   if (parts.length === 0) {
@@ -38,7 +38,10 @@ export function parseHttpAddressList(text: string): string[] {
   return parts.map(parseHttpAddress);
 }
 
-/** Fetch and check the `/status` of the member whose HTTP address is `address` (`HOST:PORT`); never throws. */
+/**
+ * Fetches and checks the `/status` of the member at `address` (`HOST:PORT`).
+ * Every failure resolves as `{ error }`, so callers need no catch.
+ */
 export async function fetchMemberStatus(address: string, timeoutMs: number): Promise<StatusFetchResult> {
   const url = `http://${address}/status`;
   const notAMember = `is ${address} a member's --http address?`;
@@ -72,7 +75,7 @@ function isTimeout(error: unknown): boolean {
 }
 
 /**
- * Describe why `fetch` threw, as the rest of a sentence that starts with
+ * Describes why `fetch` threw, as the rest of a sentence that starts with
  * "GET <url>". undici puts the network or parse error in `cause`, with a code
  * such as ECONNREFUSED, UND_ERR_SOCKET or HPE_INVALID_CONSTANT.
  */

@@ -388,7 +388,7 @@ export class Member extends EventEmitter {
     return this.write(ready);
   }
 
-  /** Sends the rest of the messages, applies the rest, and advances the core; the Ready's writes are on disk. */
+  /** Finishes a Ready once its writes are on disk: sends and applies the rest, then advances the core. */
   private finishReady(ready: Ready): void {
     const early = this.sentEarly;
     this.sentEarly = [];
@@ -640,7 +640,7 @@ export class Member extends EventEmitter {
         'took snapshot and compacted the log',
       );
     } catch (err) {
-      this.log.error({ err }, 'snapshot failed');
+      this.log.error({ err, snapshotIndex: snapshot.meta.index }, 'compacting the log after a snapshot failed');
     } finally {
       this.snapshotInProgress = false;
     }

@@ -39,7 +39,7 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
-test('members stop when the cluster is killed', async () => {
+test('members stop with killed cluster', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
   const [basePort] = await freePorts(1);
   // A PATH without haproxy, so that only member processes are started.
@@ -53,7 +53,7 @@ test('members stop when the cluster is killed', async () => {
     assert.ok(memberPid !== undefined, 'the member process is found');
     cluster.kill('SIGKILL');
     await waitFor(() => !processExists(memberPid!), `member ${memberPid} to exit`);
-    assert.match(fs.readFileSync(logFile, 'utf8'), 'stdin closed; stopping');
+    assert.match(fs.readFileSync(logFile, 'utf8'), 'stdin closed, stopping the member');
   } finally {
     cluster.kill('SIGKILL');
     for (const pid of pidsWithArgument(memberData)) process.kill(pid, 'SIGKILL');

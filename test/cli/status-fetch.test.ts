@@ -13,7 +13,7 @@ import { InvalidAddressError } from '../../src/client/target';
 const portFirst = 47_000;
 const portCount = 1_000;
 
-/** Listen on 127.0.0.1 at a free port from 47000 to 47999; returns `HOST:PORT`. */
+/** Listens on 127.0.0.1 at a free port from 47000 to 47999; returns `HOST:PORT`. */
 async function listenInRange(server: net.Server): Promise<string> {
   const start = Math.floor(Math.random() * portCount);
   for (let k = 0; k < portCount; k += 1) {

@@ -24,6 +24,17 @@ function storeWith(terms: readonly number[], term: number, committed: number): M
   return MemoryStore.from(restored, entries.slice(0, committed));
 }
 
+/** Makes the network drop the first message that `matches`; `done` tells whether it did. */
+function dropFirst(cluster: TestCluster, matches: (message: Message) => boolean): { readonly done: boolean } {
+  const drop = { done: false };
+  cluster.intercept = (message) => {
+    if (drop.done || !matches(message)) return message;
+    drop.done = true;
+    return null;
+  };
+  return drop;
+}
+
 function dataOf(entries: readonly Entry[]): string[] {
   return entries.filter((e) => e.data.byteLength > 0).map((e) => new TextDecoder().decode(e.data));
 }
@@ -171,12 +182,7 @@ test('lost append followed by more appends recovers', () => {
   const leader = cluster.electLeader();
   cluster.propose(leader, ['warm-up']);
   const follower = ids.find((id) => id !== leader) as string;
-  let dropped = false;
-  cluster.intercept = (message) => {
-    if (dropped || message.type !== 'append' || message.to !== follower || message.entries.length === 0) return message;
-    dropped = true;
-    return null;
-  };
+  dropFirst(cluster, (m) => m.type === 'append' && m.to === follower && m.entries.length > 0);
   cluster.propose(leader, ['lost']);
   const last = cluster.propose(leader, ['after']);
   assert.is(cluster.raft(follower).status().appliedIndex, last);
@@ -206,14 +212,9 @@ test('heartbeats recover a lost acknowledgement', () => {
   const leader = cluster.electLeader();
   cluster.propose(leader, ['warm-up']);
   const follower = ids.find((id) => id !== leader) as string;
-  let dropped = false;
-  cluster.intercept = (message) => {
-    if (dropped || message.type !== 'appendResponse' || message.from !== follower) return message;
-    dropped = true;
-    return null;
-  };
+  const drop = dropFirst(cluster, (m) => m.type === 'appendResponse' && m.from === follower);
   const index = cluster.propose(leader, ['x']);
-  assert.ok(dropped, 'the acknowledgement was dropped');
+  assert.ok(drop.done, 'the acknowledgement was dropped');
   const matchOf = (): number | undefined => cluster.raft(leader).status().peers.find((p) => p.id === follower)?.matchIndex;
   assert.is(matchOf(), index - 1, 'the leader has not heard of the entry');
   cluster.tick(30);

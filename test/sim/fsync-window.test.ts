@@ -90,7 +90,7 @@ test('members step input while their fsync is pending', () => {
   });
 });
 
-test('members apply stored entries during an fsync', () => {
+test('stored entries applied during fsync', () => {
   const cluster = startCluster(3, { seed: 24, readySplitRate: 1 });
   withTrace(cluster, () => {
     const leader = waitForLeader(cluster);

@@ -45,7 +45,7 @@ test('copy of an empty file is empty', async () => {
   assert.is(fs.statSync(destination).size, 0);
 });
 
-test('missing source rejects', async () => {
+test('copy of missing source fails', async () => {
   try {
     await copyFileDurably(path.join(dir, 'missing.db'), path.join(dir, 'copy.db'));
     assert.unreachable('the copy should fail');
