@@ -30,10 +30,30 @@ type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
 /** Parse `argv` strictly (unknown flags and stray arguments are errors). */
 export function parseFlags<T extends OptionsConfig>(argv: readonly string[], options: T) {
   try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+    return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false }).values;
   } catch (error) {
     throw new FlagError(error instanceof Error ? error.message : String(error));
   }
+}
+
+/**
+ * Joins `--flag -5` into `--flag=-5`. parseArgs reads a value that starts
+ * with a dash as the next flag, and the range check then names the value.
+ */
+function joinNegativeValues(argv: readonly string[], options: OptionsConfig): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const takesValue = arg.startsWith('--') && options[arg.slice(2)]?.type === 'string';
+    if (takesValue && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }
 
 /**
