@@ -7,7 +7,8 @@
 #   bench/replog-cluster-bench.sh --rate 1000 --concurrency 64
 # The members' CPU per acknowledged message is part of the report.
 # Settings (environment): BASE_PORT, first of 8 ports [43000]; MEMBER_ARGS,
-# extra `replog node` flags; KEEP_WORKDIR=1 keeps data and logs.
+# extra `replog node` flags; MEMBER_NODE_FLAGS, extra `node` flags of the
+# members, e.g. --cpu-prof; KEEP_WORKDIR=1 keeps data and logs.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,8 +27,8 @@ trap cleanup EXIT
 peers="n1=127.0.0.1:$((BASE_PORT + 1)),n2=127.0.0.1:$((BASE_PORT + 2)),n3=127.0.0.1:$((BASE_PORT + 3))"
 members='['
 for i in 1 2 3; do
-  # shellcheck disable=SC2086
-  node dist/src/cli/main.js node --id "n$i" --data "$workdir/n$i" \
+  # shellcheck disable=SC2086 # both hold several flags
+  node ${MEMBER_NODE_FLAGS:-} dist/src/cli/main.js node --id "n$i" --data "$workdir/n$i" \
     --grpc "127.0.0.1:$((BASE_PORT + i))" --http "127.0.0.1:$((BASE_PORT + 4 + i))" \
     --peers "$peers" ${MEMBER_ARGS:-} >"$workdir/n$i.log" 2>&1 &
   pids+=("$!")
