@@ -1,4 +1,5 @@
 import { format } from 'node:util';
+import * as v8 from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import { memberFlags, parseMemberConfig, stopOnStdinCloseVariable, UsageError } from '../node/config';
@@ -19,6 +20,18 @@ export function nodeHelp(): string {
   ].join('\n');
 }
 
+/** Old-generation growth allowed between full collections, in percent of the live size. */
+const heapGrowingPercent = 100;
+
+/**
+ * Caps V8's heap growth, which otherwise took a loaded member past 256 MB of
+ * RSS (BENCHMARKS.md). V8 reads the flag at each collection; a value given to node wins.
+ */
+function limitHeapGrowth(): void {
+  const given = [...process.execArgv, process.env['NODE_OPTIONS'] ?? ''].some((arg) => arg.includes('heap-growing-percent'));
+  if (!given) v8.setFlagsFromString(`--heap-growing-percent=${heapGrowingPercent}`);
+}
+
 /** `replog node`: starts a member; resolves with the exit code once a signal or a failed write stops it. */
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -35,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  limitHeapGrowth();
   const logger = pino({ level: config.logLevel, base: { memberId: config.id } });
   routeGrpcLog(logger);
   let running;

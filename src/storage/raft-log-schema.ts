@@ -80,6 +80,9 @@ export function prepareStatements(db: Database.Database) {
 
 export type Statements = ReturnType<typeof prepareStatements>;
 
+/** Page cache of the raft.db connection, in KiB. */
+const raftLogCacheKib = 2048;
+
 /**
  * Sets the pragmas and creates the schema of a new file; throws when the file
  * has another layout. Exclusive locking comes before WAL mode, so SQLite keeps
@@ -92,6 +95,8 @@ export function configure(db: Database.Database): void {
   // SQLite fsyncs at checkpoints only; SqliteRaftLog fsyncs the WAL after each
   // write itself, on the thread pool, so the event loop does not wait for it.
   db.pragma('synchronous = NORMAL');
+  // The log is read back only at start-up and for lagging followers, so a small cache does.
+  db.pragma(`cache_size = -${raftLogCacheKib}`);
   const version: unknown = db.pragma('user_version', { simple: true });
   if (version === raftLogFormatVersion) return;
   const tableCount: unknown = db
