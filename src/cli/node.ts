@@ -43,7 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     config = parseMemberConfig(argv, process.env);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`replog node: ${err.message}`);
+      console.error(`replog node: ${err.message}\nRun "replog node --help" for the flags.`);
       return 2;
     }
     throw err;

@@ -1,5 +1,5 @@
-// The data folder checks of `replog node` and `replog cluster`, run as real
-// processes of the built CLI.
+// The data folder checks and flag errors of `replog node` and `replog cluster`,
+// run as real processes of the built CLI.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -57,6 +57,13 @@ test('cluster names --data when creating it fails', () => {
     `replog cluster: cannot create --data ${dataDir}: not a directory (ENOTDIR); ` +
       'pick a folder this user can create and write\n',
   );
+});
+
+test('node flag error points to --help', () => {
+  const result = runCli(['node', '--id', 'n1']);
+  assert.is(result.status, 2);
+  assert.match(result.stderr, 'replog node: missing --grpc');
+  assert.match(result.stderr, 'Run "replog node --help" for the flags.');
 });
 
 test.run();
