@@ -6,6 +6,9 @@ import type { RaftConfig } from './types';
  */
 export const committedEntriesPerReadyMax = 4096;
 
+/** Applied entries whose data stays in memory when RaftConfig.entryCacheMax is not set. */
+export const entryCacheDefault = 8192;
+
 /** Throws RangeError naming the first invalid field of `config`. */
 export function validateRaftConfig(config: RaftConfig): void {
   if (!config.peers.includes(config.id)) {
@@ -19,6 +22,9 @@ export function validateRaftConfig(config: RaftConfig): void {
   requirePositiveInteger('appendEntriesMax', config.appendEntriesMax);
   requirePositiveInteger('appendBytesMax', config.appendBytesMax);
   requirePositiveInteger('inflightAppendsMax', config.inflightAppendsMax);
+  if (config.entryCacheMax !== undefined && (!Number.isInteger(config.entryCacheMax) || config.entryCacheMax < 0)) {
+    throw new RangeError(`invalid entryCacheMax ${config.entryCacheMax}: must be an integer of at least 0`);
+  }
   if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
     throw new RangeError(
       `invalid electionTimeoutTicks ${config.electionTimeoutTicks}: must exceed heartbeatIntervalTicks ${config.heartbeatIntervalTicks}`,

@@ -1,5 +1,17 @@
 import { assertInvariant } from './assert';
-import type { Entry, RestoredState, SnapshotMeta } from './types';
+import type { Entry, EntryReader, RestoredState, SnapshotMeta } from './types';
+
+/** A run of dropped entries that share one term, named by its first index. */
+interface TermRun {
+  readonly index: number;
+  readonly term: number;
+}
+
+/** The storage reader for dropped entry data, and the count of applied entries that keep theirs. */
+export interface EntryCache {
+  readonly reader: EntryReader;
+  readonly keepMax: number;
+}
 
 /** Result of compaction, for the driver to record in storage. */
 export interface Compaction {
@@ -16,14 +28,21 @@ export interface Compaction {
  * persisted after that. Terms never decrease along the log, which lets the
  * conflict search run as a binary search.
  *
+ * With an entry cache, the log drops entries that are both applied and
+ * persisted, except the newest `keepMax` of them, and keeps only their terms,
+ * as runs. slice() reads dropped entries back from storage, so a follower a
+ * long way behind costs a read instead of memory for every entry since the
+ * last snapshot.
+ *
  * Invariants: logStart.index <= snapshot.index <= commit <= lastIndex, and
  * applied <= commit. Between installing a snapshot and its advance(), applied
- * is below snapshot.index.
+ * is below snapshot.index. Entries up to releasedIndex are dropped, and
+ * logStart.index <= releasedIndex <= min(applied, persisted).
  */
 export class RaftLog {
   private logStartMeta: SnapshotMeta;
   private snapshotMeta: SnapshotMeta;
-  /** entries[i].index === logStartMeta.index + 1 + i. */
+  /** entries[i].index === releasedIndex + 1 + i. */
   private entries: Entry[];
   private persistedIndexValue: number;
   /** First index not yet handed to the driver in a Ready. */
@@ -32,10 +51,18 @@ export class RaftLog {
   private appliedIndexValue: number;
   /** Last index handed to the driver as a committed entry. */
   private handedCommittedIndex: number;
+  /** Last dropped index; at least logStart.index. */
+  private releasedIndex: number;
+  /** Terms of the dropped entries after logStart, one run per term, in index order. */
+  private releasedTerms: TermRun[] = [];
 
-  constructor(restored: RestoredState) {
+  constructor(
+    restored: RestoredState,
+    private readonly cache: EntryCache | null = null,
+  ) {
     this.logStartMeta = restored.logStart;
     this.snapshotMeta = restored.snapshot;
+    this.releasedIndex = restored.logStart.index;
     this.entries = [...restored.entries];
     this.checkContiguous(this.entries, restored.logStart.index + 1);
     this.persistedIndexValue = this.lastIndex;
@@ -53,6 +80,7 @@ export class RaftLog {
       applied: restored.appliedIndex,
     });
     this.checkCommitBounds();
+    this.release();
   }
 
   get logStart(): SnapshotMeta {
@@ -64,12 +92,13 @@ export class RaftLog {
   }
 
   get lastIndex(): number {
-    return this.logStartMeta.index + this.entries.length;
+    return this.releasedIndex + this.entries.length;
   }
 
   get lastTerm(): number {
     const last = this.entries[this.entries.length - 1];
-    return last === undefined ? this.logStartMeta.term : last.term;
+    if (last !== undefined) return last.term;
+    return this.releasedTerms.at(-1)?.term ?? this.logStartMeta.term;
   }
 
   get commitIndex(): number {
@@ -89,6 +118,7 @@ export class RaftLog {
   termAt(index: number): number | undefined {
     if (index === this.logStartMeta.index) return this.logStartMeta.term;
     if (index < this.logStartMeta.index || index > this.lastIndex) return undefined;
+    if (index <= this.releasedIndex) return this.releasedTermAt(index);
     return this.entryAt(index).term;
   }
 
@@ -129,7 +159,8 @@ export class RaftLog {
       fromIndex,
       logStart: this.logStartMeta.index,
     });
-    const begin = fromIndex - this.logStartMeta.index - 1;
+    if (fromIndex <= this.releasedIndex) return this.readReleased(fromIndex, countMax, bytesMax);
+    const begin = fromIndex - this.releasedIndex - 1;
     const end = Math.min(this.entries.length, begin + countMax);
     let bytes = 0;
     let stop = begin;
@@ -140,6 +171,28 @@ export class RaftLog {
       stop += 1;
     }
     return this.entries.slice(begin, stop);
+  }
+
+  /** Reads entries whose data was dropped back from storage, checking their index and term. */
+  private readReleased(fromIndex: number, countMax: number, bytesMax: number): Entry[] {
+    const toIndex = Math.min(this.releasedIndex, fromIndex + countMax - 1);
+    const entries = (this.cache as EntryCache).reader.read(fromIndex, toIndex, bytesMax);
+    assertInvariant(entries.length > 0 && entries.length <= toIndex - fromIndex + 1, 'entry reader returns entries in range', {
+      fromIndex,
+      toIndex,
+      count: entries.length,
+    });
+    entries.forEach((entry, i) => {
+      const index = fromIndex + i;
+      const term = this.releasedTermAt(index);
+      assertInvariant(entry.index === index && entry.term === term, 'entry reader returns the logged entries', {
+        index,
+        term,
+        readIndex: entry.index,
+        readTerm: entry.term,
+      });
+    });
+    return entries;
   }
 
   /** Appends entries of the leader's own term at the end (leader append-only). */
@@ -160,7 +213,7 @@ export class RaftLog {
     while (first < entries.length) {
       const entry = entries[first] as Entry;
       if (entry.index > this.lastIndex) break;
-      if (this.entryAt(entry.index).term !== entry.term) {
+      if (this.termAt(entry.index) !== entry.term) {
         this.truncateFrom(entry.index);
         break;
       }
@@ -185,7 +238,7 @@ export class RaftLog {
   /** Hands out the entries not yet given to the driver. */
   takeUnstable(): Entry[] {
     if (!this.hasUnstable()) return [];
-    const begin = this.unstableIndex - this.logStartMeta.index - 1;
+    const begin = this.unstableIndex - this.releasedIndex - 1;
     this.unstableIndex = this.lastIndex + 1;
     return this.entries.slice(begin);
   }
@@ -208,8 +261,12 @@ export class RaftLog {
       from,
       logStart: this.logStartMeta.index,
     });
+    assertInvariant(from > this.releasedIndex, 'committed entries to apply keep their data', {
+      from,
+      releasedIndex: this.releasedIndex,
+    });
     this.handedCommittedIndex = to;
-    const begin = from - this.logStartMeta.index - 1;
+    const begin = from - this.releasedIndex - 1;
     return this.entries.slice(begin, begin + (to - from + 1));
   }
 
@@ -220,6 +277,7 @@ export class RaftLog {
   stableTo(index: number, term: number): void {
     if (index <= this.persistedIndexValue || this.termAt(index) !== term) return;
     this.persistedIndexValue = index;
+    this.release();
   }
 
   appliedTo(index: number): void {
@@ -229,6 +287,44 @@ export class RaftLog {
       commit: this.commitIndexValue,
     });
     this.appliedIndexValue = index;
+    this.release();
+  }
+
+  /**
+   * Drops applied, persisted entries beyond the newest `keepMax` of them,
+   * keeping their terms. It waits until a quarter of `keepMax` can go at once,
+   * so that it runs every few thousand entries, not at every Ready.
+   */
+  private release(): void {
+    if (this.cache === null) return;
+    const target = Math.min(this.appliedIndexValue, this.persistedIndexValue, this.handedCommittedIndex) - this.cache.keepMax;
+    if (target - this.releasedIndex < Math.max(1, this.cache.keepMax / 4)) return;
+    const count = target - this.releasedIndex;
+    for (let i = 0; i < count; i += 1) {
+      const entry = this.entries[i] as Entry;
+      if (entry.term !== this.releasedTerms.at(-1)?.term) this.releasedTerms.push({ index: entry.index, term: entry.term });
+    }
+    // V8 removes elements at the front of an array without copying the rest.
+    this.entries.splice(0, count);
+    this.releasedIndex = target;
+  }
+
+  /** Returns the term of a dropped entry, from the last run that starts at or before it. */
+  private releasedTermAt(index: number): number {
+    const runs = this.releasedTerms;
+    let low = 0;
+    let high = runs.length - 1;
+    while (low < high) {
+      const middle = Math.ceil((low + high) / 2);
+      if ((runs[middle] as TermRun).index <= index) low = middle;
+      else high = middle - 1;
+    }
+    const run = runs[low];
+    assertInvariant(run !== undefined && run.index <= index && index <= this.releasedIndex, 'dropped entry has a term run', {
+      index,
+      releasedIndex: this.releasedIndex,
+    });
+    return (run as TermRun).term;
   }
 
   /**
@@ -248,6 +344,8 @@ export class RaftLog {
     this.unstableIndex = snapshot.index + 1;
     this.commitIndexValue = snapshot.index;
     this.handedCommittedIndex = snapshot.index;
+    this.releasedIndex = snapshot.index;
+    this.releasedTerms = [];
   }
 
   /**
@@ -267,13 +365,31 @@ export class RaftLog {
     }
     const startIndex = Math.max(this.logStartMeta.index, snapshotIndex - keepEntries);
     const startTerm = this.termAt(startIndex) as number;
-    this.entries = this.entries.slice(startIndex - this.logStartMeta.index);
+    if (startIndex >= this.releasedIndex) {
+      this.entries = this.entries.slice(startIndex - this.releasedIndex);
+      this.releasedIndex = startIndex;
+      this.releasedTerms = [];
+    } else {
+      this.dropTermRunsThrough(startIndex);
+    }
     this.logStartMeta = { index: startIndex, term: startTerm };
     return { snapshot: this.snapshotMeta, logStart: this.logStartMeta };
   }
 
+  /** Drops the term runs of indexes at or below `index`, which is below releasedIndex. */
+  private dropTermRunsThrough(index: number): void {
+    const runs = this.releasedTerms;
+    let first = 0;
+    // A run ends where the next one starts; skip those that end at or below `index`.
+    while (first + 1 < runs.length && (runs[first + 1] as TermRun).index <= index + 1) first += 1;
+    const remaining = runs.slice(first);
+    const head = remaining[0] as TermRun;
+    if (head.index <= index) remaining[0] = { index: index + 1, term: head.term };
+    this.releasedTerms = remaining;
+  }
+
   private entryAt(index: number): Entry {
-    return this.entries[index - this.logStartMeta.index - 1] as Entry;
+    return this.entries[index - this.releasedIndex - 1] as Entry;
   }
 
   private truncateFrom(index: number): void {
@@ -281,7 +397,7 @@ export class RaftLog {
       truncateFrom: index,
       commit: this.commitIndexValue,
     });
-    this.entries.length = index - this.logStartMeta.index - 1;
+    this.entries.length = index - this.releasedIndex - 1;
     this.unstableIndex = Math.min(this.unstableIndex, index);
     this.persistedIndexValue = Math.min(this.persistedIndexValue, index - 1);
   }

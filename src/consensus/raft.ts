@@ -1,5 +1,5 @@
 import { assertInvariant } from './assert';
-import { committedEntriesPerReadyMax, validateRaftConfig } from './config';
+import { committedEntriesPerReadyMax, entryCacheDefault, validateRaftConfig } from './config';
 import { appendFromLeader, success } from './follower';
 import type { AppendOutcome } from './follower';
 import { RaftLog } from './log';
@@ -67,7 +67,8 @@ export class Raft {
   constructor(config: RaftConfig, restored: RestoredState) {
     validateRaftConfig(config);
     this.config = config;
-    this.log = new RaftLog(restored);
+    const reader = config.entryReader;
+    this.log = new RaftLog(restored, reader ? { reader, keepMax: config.entryCacheMax ?? entryCacheDefault } : null);
     this.term = restored.hardState.term;
     this.vote = restored.hardState.vote;
     this.readyHardState = restored.hardState;

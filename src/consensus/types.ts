@@ -196,6 +196,22 @@ export interface RaftConfig {
   /** Seeded source of uniform numbers in [0, 1). */
   readonly random: () => number;
   readonly logger?: CoreLogger;
+  /**
+   * Storage to read persisted entries back from. With it, the log keeps the
+   * data of only `entryCacheMax` applied entries in memory and reads older
+   * ones when a follower needs them. Without it, every entry stays in memory.
+   */
+  readonly entryReader?: EntryReader;
+  readonly entryCacheMax?: number;
+}
+
+/** Reads persisted entries back from durable storage, for the core. */
+export interface EntryReader {
+  /**
+   * Returns the entries from `fromIndex` on, none above `toIndex`, at most
+   * `bytesMax` bytes of data but at least one entry.
+   */
+  read(fromIndex: number, toIndex: number, bytesMax: number): Entry[];
 }
 
 export type ProposeResult =

@@ -30,6 +30,11 @@ const appendEntriesMax = 4096;
 const appendBytesMax = 4 * 1024 * 1024;
 /** Pipelined AppendEntries per follower; more only add queueing delay. */
 const inflightAppendsMax = 16;
+/**
+ * Applied entries whose data the core keeps in memory. Older entries, up to
+ * a snapshot's worth, are read back from raft.db for a follower that needs them.
+ */
+const entryCacheMax = 8192;
 /** How long an append waits for a leader to be elected before UNAVAILABLE. */
 const leaderWaitMs = 3000;
 const expireSweepMs = 200;
@@ -120,6 +125,8 @@ export class Member extends EventEmitter {
         inflightAppendsMax,
         random: seededRandom(),
         logger: log,
+        entryReader: { read: (fromIndex, toIndex, bytesMax) => this.raftLog.readEntries(fromIndex, toIndex, bytesMax) },
+        entryCacheMax,
       },
       restored,
     );

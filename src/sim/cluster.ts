@@ -18,6 +18,8 @@ export interface CoreSettings {
   readonly appendEntriesMax: number;
   readonly appendBytesMax: number;
   readonly inflightAppendsMax: number;
+  /** Applied entries that keep their data in memory; undefined keeps every entry's data. */
+  readonly entryCacheMax?: number;
 }
 
 export const CORE_SETTINGS_DEFAULT: CoreSettings = {
@@ -309,7 +311,7 @@ export class Cluster implements DriverContext {
   }
 
   private boot(member: Member): void {
-    const core = member.start(this.raftConfig(member.id));
+    const core = member.start(this.raftConfig(member));
     const status = core.status();
     this.log(`${member.id} started t${status.term} commit=${status.commitIndex} applied=${status.appliedIndex} last=${status.lastLogIndex}`);
     this.checker.checkRestart(member);
@@ -317,14 +319,18 @@ export class Cluster implements DriverContext {
     this.afterInput(member);
   }
 
-  private raftConfig(id: NodeId): RaftConfig {
+  private raftConfig(member: Member): RaftConfig {
     const random = this.rng.fork();
-    return {
-      ...this.options.core,
-      id,
-      peers: this.members.map((member) => member.id),
+    const { entryCacheMax, ...core } = this.options.core;
+    const config: RaftConfig = {
+      ...core,
+      id: member.id,
+      peers: this.members.map((m) => m.id),
       random: () => random.next(),
     };
+    if (entryCacheMax === undefined) return config;
+    const entryReader = { read: (fromIndex: number, toIndex: number, bytesMax: number) => member.store.readEntries(fromIndex, toIndex, bytesMax) };
+    return { ...config, entryReader, entryCacheMax };
   }
 
   private drawTickPeriod(): number {

@@ -105,6 +105,20 @@ export class MemoryLogStore implements RaftLogStore {
     this.logStart = logStart;
   }
 
+  /** Reads durable entries back; a missing first entry is a core bug, since the core reads only what it saw persisted. */
+  readEntries(fromIndex: number, toIndex: number, bytesMax: number): Entry[] {
+    const entries: Entry[] = [];
+    let bytes = 0;
+    for (let index = fromIndex; index <= toIndex; index += 1) {
+      const entry = this.entryAt(index);
+      if (entry === undefined || (entries.length > 0 && bytes + entry.data.byteLength > bytesMax)) break;
+      entries.push(entry);
+      bytes += entry.data.byteLength;
+    }
+    if (entries.length === 0) this.fail(`read entry ${fromIndex}, which is not stored`);
+    return entries;
+  }
+
   close(): void {}
 
   lastIndex(): number {

@@ -124,7 +124,10 @@ export function drawRunShape(seed: number): RunShape {
     // Drawn last, so the draws above give the same shapes as before it existed.
     readySplitRate: rng.pick([0, 0.3, 0.7, 1]),
   };
-  return { profile, cluster, rates: { ...rates, ...rateOverrides } };
+  // Drawn after everything else, so older seeds keep their shapes.
+  const entryCacheMax = rng.pick([undefined, 0, 3, 64]);
+  const shaped = entryCacheMax === undefined ? cluster : { ...cluster, core: { ...cluster.core, entryCacheMax } };
+  return { profile, cluster: shaped, rates: { ...rates, ...rateOverrides } };
 }
 
 /** Formats a shape in one line for the trace and failure reports. */
@@ -134,7 +137,7 @@ export function describeRunShape(shape: RunShape): string {
   return [
     `profile=${shape.profile} members=${cluster.memberCount}`,
     `preVote=${core.preVote} checkQuorum=${core.checkQuorum}`,
-    `heartbeat=${core.heartbeatIntervalTicks} appendMax=${core.appendEntriesMax} inflight=${core.inflightAppendsMax}`,
+    `heartbeat=${core.heartbeatIntervalTicks} appendMax=${core.appendEntriesMax} inflight=${core.inflightAppendsMax} entryCache=${core.entryCacheMax ?? 'all'}`,
     `loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} late=${faults.lateRate.toFixed(2)}`,
     `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} newLeaderCrash=${cluster.newLeaderCrashRate ?? 0}`,
     `leaderCommitCrash=${cluster.leaderCommitCrashRate ?? 0} down=${rates.downTicksMax}`,

@@ -52,6 +52,13 @@ export function prepareStatements(db: Database.Database) {
       `SELECT ${rowColumns} FROM batches WHERE first_index < ?
          ORDER BY first_index DESC LIMIT 1`,
     ),
+    // Rows from the one that contains the first index on, in index order.
+    selectRowsFrom: db.prepare<[number, number], BatchRow>(
+      `SELECT ${rowColumns} FROM batches
+         WHERE first_index >= coalesce((SELECT max(first_index) FROM batches WHERE first_index <= ?), 0)
+           AND first_index <= ?
+         ORDER BY first_index`,
+    ),
     insertRow: db.prepare<[number, number, Uint8Array]>(
       'INSERT INTO batches (first_index, last_index, entries) VALUES (?, ?, ?)',
     ),

@@ -20,7 +20,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Entry, HardState, SnapshotMeta } from '../consensus/types';
+import type { Entry, EntryType, HardState, SnapshotMeta } from '../consensus/types';
 import { fsyncDirectorySync, makeDirectoryDurablySync } from './durable-fs';
 import {
   decodeEntryBatch,
@@ -135,6 +135,29 @@ export class SqliteRaftLog implements RaftLogStore {
       logStart,
       entries: scan.entries,
     };
+  }
+
+  /**
+   * Returns the stored entries from `fromIndex` on, none above `toIndex`, at
+   * most `bytesMax` bytes of data but at least one entry. Throws when the file
+   * does not contain `fromIndex`.
+   */
+  readEntries(fromIndex: number, toIndex: number, bytesMax: number): Entry[] {
+    const entries: Entry[] = [];
+    let bytes = 0;
+    rows: for (const row of this.statements.selectRowsFrom.iterate(fromIndex, toIndex)) {
+      for (const entry of decodeEntryBatch(row.entries, row.firstIndex, row.lastIndex - row.firstIndex + 1)) {
+        if (entry.index < fromIndex) continue;
+        if (entry.index > toIndex || (entries.length > 0 && bytes + entry.data.byteLength > bytesMax)) break rows;
+        // load() checked the types of every stored entry at start-up.
+        entries.push({ index: entry.index, term: entry.term, type: entry.type as EntryType, data: entry.data });
+        bytes += entry.data.byteLength;
+      }
+    }
+    if (entries[0]?.index !== fromIndex) {
+      throw new Error(`Raft log ${this.filePath} has no entry ${fromIndex} to read`);
+    }
+    return entries;
   }
 
   persist(entries: readonly Entry[], hardState: HardState | null): void {

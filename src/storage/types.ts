@@ -21,6 +21,8 @@ export interface RaftLogStore {
   installSnapshot(snapshot: SnapshotMeta): void;
   /** Records a new snapshot and deletes entries at or below logStart.index. */
   compact(snapshot: SnapshotMeta, logStart: SnapshotMeta): void;
+  /** Reads durable entries back for the core's EntryReader: from `fromIndex`, at most to `toIndex` and `bytesMax` bytes, at least one. */
+  readEntries(fromIndex: number, toIndex: number, bytesMax: number): Entry[];
   close(): void;
 }
 

@@ -1,10 +1,10 @@
 // The in-memory Raft log: conflict search, appending from a leader, slicing,
-// stages of persistence and compaction.
+// stages of persistence, compaction and the entry cache.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InvariantError } from '../../src/consensus/assert';
 import { RaftLog } from '../../src/consensus/log';
-import type { Entry, RestoredState } from '../../src/consensus/types';
+import type { Entry, EntryReader, RestoredState } from '../../src/consensus/types';
 import { emptyRestoredState, entriesWithTerms } from './cluster';
 
 function logWith(terms: readonly number[], commit = 0): RaftLog {
@@ -128,6 +128,77 @@ test('compact keeps a window and the snapshot term', () => {
   assert.is(log.termAt(3), 2);
   assert.is(log.lastIndex, 6);
   assert.throws(() => log.compact(1, 0), /cannot compact at index 1/);
+});
+
+/** Returns a reader over `stored` that records each read as [from, to]. */
+function recordingReader(stored: readonly Entry[]): EntryReader & { reads: [number, number][] } {
+  const reads: [number, number][] = [];
+  return {
+    reads,
+    read(fromIndex, toIndex) {
+      reads.push([fromIndex, toIndex]);
+      return stored.filter((e) => e.index >= fromIndex && e.index <= toIndex);
+    },
+  };
+}
+
+test('entry cache drops data of applied entries', () => {
+  const stored = entriesWithTerms(1, [1, 1, 1, 1, 1, 1]);
+  const reader = recordingReader(stored);
+  const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 4 }, entries: stored, appliedIndex: 4 };
+  const log = new RaftLog(restored, { reader, keepMax: 1 });
+  assert.equal(log.slice(4, 10, 1000).map((e) => e.index), [4, 5, 6], 'kept entries come from memory');
+  assert.equal(reader.reads, []);
+  const read = log.slice(1, 10, 1000);
+  assert.equal(read.map((e) => e.index), [1, 2, 3], 'dropped entries come from the reader, up to the last dropped one');
+  assert.equal(read[0]?.data, stored[0]?.data);
+  assert.equal(reader.reads, [[1, 3]]);
+  assert.is(log.termAt(2), 1, 'dropped entries keep their term');
+});
+
+test('entry cache keeps unapplied and unpersisted entries', () => {
+  const reader = recordingReader([]);
+  const log = new RaftLog({ ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 0 } }, { reader, keepMax: 0 });
+  log.append(entriesWithTerms(1, [1, 1, 1]));
+  log.commitTo(3);
+  assert.equal(log.takeUnstable().map((e) => e.index), [1, 2, 3]);
+  assert.equal(log.takeCommitted(10).map((e) => e.index), [1, 2, 3]);
+  log.appliedTo(3);
+  assert.equal(log.slice(1, 10, 1000).map((e) => e.data.byteLength), [1, 1, 1], 'applied but not persisted');
+  log.stableTo(2, 1);
+  // Entries 1 and 2 are dropped now, and this reader has none of them.
+  assert.throws(
+    () => log.slice(1, 10, 1000),
+    (error: unknown) => error instanceof InvariantError && /entry reader returns entries in range/.test(error.message),
+  );
+  assert.equal(reader.reads, [[1, 2]]);
+});
+
+test('dropped entries keep their terms through compaction', () => {
+  const stored = entriesWithTerms(1, [1, 1, 2, 2, 3, 3, 3]);
+  const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 3, vote: null, commit: 7 }, entries: stored, appliedIndex: 7 };
+  const log = new RaftLog(restored, { reader: recordingReader(stored), keepMax: 0 });
+  assert.equal([1, 2, 3, 4, 5, 7].map((i) => log.termAt(i)), [1, 1, 2, 2, 3, 3]);
+  assert.is(log.lastIndex, 7);
+  assert.is(log.lastTerm, 3);
+  assert.is(log.findConflictByTerm(7, 2), 4);
+  const result = log.compact(6, 2);
+  assert.equal(result.logStart, { index: 4, term: 2 });
+  assert.equal([3, 4, 5, 6, 7].map((i) => log.termAt(i)), [undefined, 2, 3, 3, 3]);
+  log.append(entriesWithTerms(8, [4]));
+  assert.equal(log.slice(7, 10, 1000).map((e) => e.index), [7], 'a read stops at the last dropped entry');
+  assert.equal(log.slice(8, 10, 1000).map((e) => e.term), [4]);
+});
+
+test('entry reader returning other entries is an invariant violation', () => {
+  const stored = entriesWithTerms(1, [1, 1, 1]);
+  const wrongTerms = entriesWithTerms(1, [2, 2, 2]);
+  const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 2, vote: null, commit: 3 }, entries: stored, appliedIndex: 3 };
+  const log = new RaftLog(restored, { reader: recordingReader(wrongTerms), keepMax: 0 });
+  assert.throws(
+    () => log.slice(1, 10, 1000),
+    (error: unknown) => error instanceof InvariantError && /entry reader returns the logged entries/.test(error.message),
+  );
 });
 
 test.run();

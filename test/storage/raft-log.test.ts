@@ -352,6 +352,38 @@ test('compact keeps a row the log start cuts', () => {
   assert.is(logger.warnings.length, 0, 'entries of a cut row below the log start are no error');
 });
 
+test('readEntries reads across rows', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 5, 1), null);
+  log.persist(entries(6, 10, 2), null);
+  const read = log.readEntries(4, 8, 1024);
+  assert.equal(indexes(read), [4, 5, 6, 7, 8]);
+  assert.equal(read.map((e) => e.term), [1, 1, 2, 2, 2]);
+  assert.is(Buffer.from(read[0]!.data).toString(), 'entry 4');
+  assert.equal(indexes(log.readEntries(10, 20, 1024)), [10], 'no entries after the last one');
+  log.close();
+});
+
+test('readEntries stops at the byte limit but reads one', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 10, 1), null);
+  // Each entry's data is 7 or 8 bytes ("entry 1" to "entry 10").
+  assert.equal(indexes(log.readEntries(1, 10, 15)), [1, 2]);
+  assert.equal(indexes(log.readEntries(3, 10, 1)), [3]);
+  log.close();
+});
+
+test('readEntries after compaction', () => {
+  const log = SqliteRaftLog.open(dir);
+  log.persist(entries(1, 5, 1), null);
+  log.persist(entries(6, 10, 1), null);
+  log.compact({ index: 7, term: 1 }, { index: 7, term: 1 });
+  assert.equal(indexes(log.readEntries(8, 9, 1024)), [8, 9], 'from inside a row the log start cuts');
+  assert.throws(() => log.readEntries(5, 9, 1024), /has no entry 5 to read/);
+  assert.throws(() => log.readEntries(11, 12, 1024), /has no entry 11 to read/);
+  log.close();
+});
+
 test('compact of every row allows the next index', () => {
   const log = SqliteRaftLog.open(dir);
   log.persist(entries(1, 5, 1), null);
