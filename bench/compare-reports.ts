@@ -19,7 +19,14 @@ const rows: readonly Row[] = [
   { label: 'latency max ms', value: (report) => report.latencyMs.max },
   { label: 'member CPU µs/ack', value: (report) => report.memberCpu?.cpuUsPerAck ?? null },
   { label: 'client CPU % core', value: (report) => report.clientCpuPercentOfOneCore },
+  { label: 'member peak RSS MiB', value: largestPeakRss },
 ];
+
+/** Returns the largest peak RSS of the watched members, or null when none was read. */
+function largestPeakRss(report: LoadReport): number | null {
+  const peaks = (report.memberCpu?.processes ?? []).flatMap((p) => (typeof p.peakRssMib === 'number' ? [p.peakRssMib] : []));
+  return peaks.length === 0 ? null : Math.max(...peaks);
+}
 
 function readReport(file: string): LoadReport {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as LoadReport;

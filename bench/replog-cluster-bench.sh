@@ -5,7 +5,8 @@
 #   bench/replog-cluster-bench.sh --mode stream --streams 8 --window 512
 #   bench/replog-cluster-bench.sh --concurrency 256
 #   bench/replog-cluster-bench.sh --rate 1000 --concurrency 64
-# The members' CPU per acknowledged message is part of the report.
+# The members' CPU per acknowledged message and their peak RSS are part of
+# the report.
 # Settings (environment): BASE_PORT, first of 8 ports [43000]; MEMBER_ARGS,
 # extra `replog node` flags; MEMBER_NODE_FLAGS, extra `node` flags of the
 # members, e.g. --cpu-prof; KEEP_WORKDIR=1 keeps data and logs.
@@ -49,6 +50,3 @@ for _ in $(seq 1 100); do
 done
 
 node dist/src/cli/main.js bench --target "127.0.0.1:$BASE_PORT" --pids "$member_pids" "$@"
-for i in 1 2 3; do
-  printf 'n%s RSS: %s\n' "$i" "$(grep VmHWM "/proc/${pids[$((i - 1))]}/status" | awk '{print $2 " kB peak"}')"
-done

@@ -80,6 +80,7 @@ export const loadFlagsHelp = `  --target HOST:PORT[,...]  where to send; several
                             than its unique key (default ${loadDefaults.valueBytes})
   --deadline-ms N           deadline of one request in ms (default ${loadDefaults.deadlineMs})
   --pids PID[,PID...]       also report the CPU these processes used while measured
+                            and their peak RSS since they started
   --json                    print the result as JSON
   -h, --help                show this help
 `;

@@ -2,7 +2,7 @@ import type { LoadMeasurement } from './load-generator';
 
 /** CPU that the watched processes used in the measured interval. */
 export interface WatchedCpuReport {
-  readonly processes: readonly { readonly pid: number; readonly cpuMs: number | null }[];
+  readonly processes: readonly { readonly pid: number; readonly cpuMs: number | null; readonly peakRssMib: number | null }[];
   readonly totalCpuMs: number;
   /** Microseconds of watched-process CPU per acknowledged request. */
   readonly cpuUsPerAck: number | null;
@@ -85,9 +85,13 @@ function formatMemberCpu(memberCpu: WatchedCpuReport): string[] {
     .map((use) => `pid ${use.pid} ${use.cpuMs === null ? 'gone' : `${round(use.cpuMs, 1)} ms`}`)
     .join(', ');
   const perAck = memberCpu.cpuUsPerAck === null ? 'n/a' : `${memberCpu.cpuUsPerAck} µs`;
+  const peaks = memberCpu.processes
+    .map((use) => `pid ${use.pid} ${use.peakRssMib === null ? 'gone' : `${use.peakRssMib} MiB`}`)
+    .join(', ');
   return [
     `member CPU      ${memberCpu.totalCpuMs} ms (${perProcess})`,
     `member CPU/ack  ${perAck} per acknowledged message`,
+    `member RSS      peak since start: ${peaks}`,
   ];
 }
 

@@ -40,24 +40,43 @@ export function readProcessCpuTicks(pid: number): number | null {
   return userTicks + systemTicks;
 }
 
+/**
+ * Read the peak resident set size of process `pid` since it started, in KiB:
+ * VmHWM in `/proc/PID/status`. Returns null when the process is gone.
+ */
+export function readProcessPeakRssKib(pid: number): number | null {
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+  return match ? Number(match[1]) : null;
+}
+
 /** CPU counters of this process and of the watched processes at one moment. */
 export interface CpuSample {
   readonly self: NodeJS.CpuUsage;
   readonly ticksByPid: ReadonlyMap<number, number | null>;
+  readonly peakRssKibByPid: ReadonlyMap<number, number | null>;
 }
 
 export function takeCpuSample(pids: readonly number[]): CpuSample {
   return {
     self: process.cpuUsage(),
     ticksByPid: new Map(pids.map((pid) => [pid, readProcessCpuTicks(pid)])),
+    peakRssKibByPid: new Map(pids.map((pid) => [pid, readProcessPeakRssKib(pid)])),
   };
 }
 
-/** CPU one process used between two samples. */
+/** CPU one process used between two samples, and its peak RSS at the second. */
 export interface ProcessCpuUse {
   readonly pid: number;
   /** Null when the process was missing at either sample. */
   readonly cpuMs: number | null;
+  /** Peak RSS since the process started, in MiB; null when it was gone. */
+  readonly peakRssMib: number | null;
 }
 
 /** CPU of the watched processes between `start` and `end`, in ms each. */
@@ -67,6 +86,7 @@ export function watchedCpuBetween(start: CpuSample, end: CpuSample): ProcessCpuU
     const endTicks = end.ticksByPid.get(pid) ?? null;
     const cpuMs =
       startTicks === null || endTicks === null ? null : (endTicks - startTicks) * msPerTick;
-    return { pid, cpuMs };
+    const peakRssKib = end.peakRssKibByPid.get(pid) ?? null;
+    return { pid, cpuMs, peakRssMib: peakRssKib === null ? null : Math.round(peakRssKib / 102.4) / 10 };
   });
 }

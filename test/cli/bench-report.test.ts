@@ -1,0 +1,43 @@
+// The watched-process figures of `replog bench --pids`: CPU and peak RSS
+// read from /proc, and how the report prints them.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildLoadReport, formatLoadReport } from '../../src/client/load/load-report';
+import { readProcessPeakRssKib, takeCpuSample, watchedCpuBetween } from '../../src/client/load/process-cpu';
+
+/** A PID that no process has: above the kernel's largest, 2^22. */
+const missingPid = 2 ** 22 + 1;
+
+test('peak RSS of a live and a missing process', () => {
+  const peakKib = readProcessPeakRssKib(process.pid);
+  assert.ok(peakKib !== null, 'a live process has a peak RSS');
+  assert.ok((peakKib ?? 0) > 1024, `peak RSS ${String(peakKib)} KiB`);
+  assert.is(readProcessPeakRssKib(missingPid), null);
+});
+
+test('report prints CPU and peak RSS per process', () => {
+  const start = takeCpuSample([process.pid, missingPid]);
+  const end = takeCpuSample([process.pid, missingPid]);
+  const watchedCpu = watchedCpuBetween(start, end);
+  assert.is(watchedCpu[1]?.peakRssMib, null);
+  const report = buildLoadReport(
+    { system: 'replog' },
+    {
+      measuredMs: 1000,
+      acknowledged: 10,
+      acknowledgedPerSecond: 10,
+      errorsByCode: {},
+      firstErrorByCode: {},
+      latencyMs: { p50: 1, p90: 1, p99: 1, p999: 1, max: 1, mean: 1 },
+      selfCpuMs: 5,
+      watchedCpu,
+    },
+  );
+  const text = formatLoadReport(report);
+  const peak = watchedCpu[0]?.peakRssMib ?? 0;
+  assert.ok(peak > 1, `peak RSS ${peak} MiB`);
+  assert.match(text, `member RSS      peak since start: pid ${process.pid} ${peak} MiB, pid ${missingPid} gone`);
+  assert.match(text, `pid ${missingPid} gone)`);
+});
+
+test.run();
