@@ -109,6 +109,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log('\nstopping members and HAProxy...');
       cluster.stopAll().then(() => {
         fs.rmSync(lockPath(flags.dataDir), { force: true });
+        console.log(`stopped; data and logs are in ${flags.dataDir}`);
         resolve(0);
       });
     };

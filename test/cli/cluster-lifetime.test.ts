@@ -1,5 +1,6 @@
 // Members that `replog cluster` starts stop when the cluster process ends,
-// even when it is killed with SIGKILL and cannot stop them itself.
+// even when it is killed with SIGKILL and cannot stop them itself, and
+// Ctrl-C stops them with a closing line.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -57,6 +58,27 @@ test('members stop with killed cluster', async () => {
   } finally {
     cluster.kill('SIGKILL');
     for (const pid of pidsWithArgument(memberData)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SIGINT stops the cluster with a closing line', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
+  const [basePort] = await freePorts(1);
+  const env = { ...process.env, PATH: path.dirname(process.execPath) };
+  const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+  let stdout = '';
+  cluster.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => cluster.once('exit', (code) => resolve(code)));
+  try {
+    const logFile = path.join(dir, 'n1.log');
+    await waitFor(() => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('member started'), 'the member to start');
+    cluster.kill('SIGINT');
+    assert.is(await exited, 0);
+    assert.ok(stdout.trimEnd().endsWith(`stopped; data and logs are in ${dir}`), stdout);
+    assert.equal(pidsWithArgument(path.join(dir, 'n1')), [], 'no member process is left');
+  } finally {
+    cluster.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
