@@ -25,12 +25,8 @@ export function clockTicksPerSecond(): number {
  * Returns null when the process is gone or /proc is unreadable.
  */
 export function readProcessCpuTicks(pid: number): number | null {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
+  const stat = readProcFile(pid, 'stat');
+  if (stat === null) return null;
   // Field 2 is the command name in parentheses and may contain spaces, so
   // count fields from the last ')'. There, index 0 is field 3 (state).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -45,14 +41,19 @@ export function readProcessCpuTicks(pid: number): number | null {
  * VmHWM in `/proc/PID/status`. Returns null when the process is gone.
  */
 export function readProcessPeakRssKib(pid: number): number | null {
-  let status: string;
+  const status = readProcFile(pid, 'status');
+  if (status === null) return null;
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+  return match ? Number(match[1]) : null;
+}
+
+/** Returns `/proc/PID/NAME`, or null when the process is gone or /proc is unreadable. */
+function readProcFile(pid: number, name: string): string | null {
   try {
-    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return fs.readFileSync(`/proc/${pid}/${name}`, 'utf8');
   } catch {
     return null;
   }
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
-  return match ? Number(match[1]) : null;
 }
 
 /** CPU counters of this process and of the watched processes at one moment. */
