@@ -104,7 +104,13 @@ export async function run(argv: string[]): Promise<number> {
   let stopping = false;
   watchMembers(cluster, () => stopping);
   return new Promise((resolve) => {
+    // A second signal while stopping must not end this process early: it would
+    // leave HAProxy running and the data folder marked as in use.
     const stop = (): void => {
+      if (stopping) {
+        console.log('still stopping members and HAProxy; wait for the closing line');
+        return;
+      }
       stopping = true;
       console.log('\nstopping members and HAProxy...');
       cluster.stopAll().then(() => {
@@ -113,8 +119,8 @@ export async function run(argv: string[]): Promise<number> {
         resolve(0);
       });
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 }
 

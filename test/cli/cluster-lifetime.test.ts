@@ -1,6 +1,6 @@
 // Members that `replog cluster` starts stop when the cluster process ends,
 // even when it is killed with SIGKILL and cannot stop them itself, and
-// Ctrl-C stops them with a closing line.
+// Ctrl-C stops them with a closing line, also when pressed twice.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,20 +62,30 @@ test('members stop with killed cluster', async () => {
   }
 });
 
-test('SIGINT stops the cluster with a closing line', async () => {
+test('second SIGINT waits for the stop to finish', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
   const [basePort] = await freePorts(1);
   const env = { ...process.env, PATH: path.dirname(process.execPath) };
   const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { env, stdio: ['ignore', 'pipe', 'ignore'] });
   let stdout = '';
-  cluster.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  let secondSent = false;
+  cluster.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    // The second SIGINT goes out as soon as the stop begins, while members still run.
+    if (!secondSent && stdout.includes('stopping members and HAProxy')) {
+      secondSent = true;
+      cluster.kill('SIGINT');
+    }
+  });
   const exited = new Promise<number | null>((resolve) => cluster.once('exit', (code) => resolve(code)));
   try {
     const logFile = path.join(dir, 'n1.log');
     await waitFor(() => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('member started'), 'the member to start');
     cluster.kill('SIGINT');
     assert.is(await exited, 0);
+    assert.match(stdout, 'still stopping members and HAProxy');
     assert.ok(stdout.trimEnd().endsWith(`stopped; data and logs are in ${dir}`), stdout);
+    assert.not.ok(fs.existsSync(path.join(dir, 'cluster.pid')), 'the data folder is no longer marked as in use');
     assert.equal(pidsWithArgument(path.join(dir, 'n1')), [], 'no member process is left');
   } finally {
     cluster.kill('SIGKILL');
