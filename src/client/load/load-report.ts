@@ -3,7 +3,8 @@ import type { LoadMeasurement } from './load-generator';
 /** CPU that the watched processes used in the measured interval. */
 export interface WatchedCpuReport {
   readonly processes: readonly { readonly pid: number; readonly cpuMs: number | null; readonly peakRssMib: number | null }[];
-  readonly totalCpuMs: number;
+  /** Null when every watched process was gone at a sample. */
+  readonly totalCpuMs: number | null;
   /** Microseconds of watched-process CPU per acknowledged request. */
   readonly cpuUsPerAck: number | null;
 }
@@ -44,7 +45,9 @@ export function buildLoadReport(
 }
 
 function watchedCpuReport(measurement: LoadMeasurement): WatchedCpuReport {
-  const totalCpuMs = measurement.watchedCpu.reduce((sum, use) => sum + (use.cpuMs ?? 0), 0);
+  const measured = measurement.watchedCpu.flatMap((use) => (use.cpuMs === null ? [] : [use.cpuMs]));
+  if (measured.length === 0) return { processes: measurement.watchedCpu, totalCpuMs: null, cpuUsPerAck: null };
+  const totalCpuMs = measured.reduce((sum, cpuMs) => sum + cpuMs, 0);
   return {
     processes: measurement.watchedCpu,
     totalCpuMs: round(totalCpuMs, 1),
@@ -86,10 +89,10 @@ function formatMemberCpu(memberCpu: WatchedCpuReport): string[] {
     .join(', ');
   const perAck = memberCpu.cpuUsPerAck === null ? 'n/a' : `${memberCpu.cpuUsPerAck} µs`;
   const peaks = memberCpu.processes
-    .map((use) => `pid ${use.pid} ${use.peakRssMib === null ? 'gone' : `${use.peakRssMib} MiB`}`)
+    .map((use) => `pid ${use.pid} ${use.peakRssMib === null ? 'gone' : `${use.peakRssMib.toFixed(1)} MiB`}`)
     .join(', ');
   return [
-    `member CPU      ${memberCpu.totalCpuMs} ms (${perProcess})`,
+    `member CPU      ${memberCpu.totalCpuMs === null ? 'n/a' : `${memberCpu.totalCpuMs} ms`} (${perProcess})`,
     `member CPU/ack  ${perAck} per acknowledged message`,
     `member RSS      peak since start: ${peaks}`,
   ];
