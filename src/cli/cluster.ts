@@ -8,11 +8,12 @@ import { renderHaproxyConfig } from './haproxy-config';
 
 export const clusterHelp = `replog cluster: run a local cluster of members, behind HAProxy when installed
 
-  --data DIR                 folder for the members' data and logs (default ./replog-data)
-  --size N                   members, an odd number from 1 to 9 (default 3)
-  --base-port P              first of 2N+2 consecutive ports (default 7000):
-                             P = HAProxy, P+2.. = members' gRPC, then their HTTP
-  --snapshot-threshold N     passed to every member (default: the member's own)
+  --data DIR                    folder for the members' data and logs (default ./replog-data)
+  --size N                      members, an odd number from 1 to 9 (default 3)
+  --base-port P                 first of 2N+2 consecutive ports (default 7000):
+                                P = HAProxy, P+2.. = members' gRPC, then their HTTP
+  --snapshot-threshold N        passed to every member (default: the member's own)
+  --snapshot-threshold-bytes N  passed to every member (default: the member's own)
 
 Ctrl-C stops every member and HAProxy cleanly; their logs are in DIR/<id>.log.`;
 
@@ -35,18 +36,26 @@ function parseClusterFlags(argv: string[]): ClusterFlags {
         size: { type: 'string', default: '3' },
         'base-port': { type: 'string', default: '7000' },
         'snapshot-threshold': { type: 'string' },
+        'snapshot-threshold-bytes': { type: 'string' },
       },
       strict: true,
     }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const size = parseInteger('size', values.size, 1, sizeMax);
-  if (size % 2 === 0) throw new UsageError(`invalid --size "${size}": expected an odd number from 1 to ${sizeMax}`);
+  const size = Number(values.size);
+  if (!/^\d+$/.test(values.size) || size < 1 || size > sizeMax || size % 2 === 0) {
+    throw new UsageError(`invalid --size "${values.size}": expected an odd number from 1 to ${sizeMax}`);
+  }
   const memberArgs: string[] = [];
   if (values['snapshot-threshold'] !== undefined) {
     parseInteger('snapshot-threshold', values['snapshot-threshold'], 1, 1e9);
     memberArgs.push('--snapshot-threshold', values['snapshot-threshold']);
+  }
+  if (values['snapshot-threshold-bytes'] !== undefined) {
+    // The same limits as replog node's flag.
+    parseInteger('snapshot-threshold-bytes', values['snapshot-threshold-bytes'], 65536, 2 ** 40);
+    memberArgs.push('--snapshot-threshold-bytes', values['snapshot-threshold-bytes']);
   }
   return {
     dataDir: path.resolve(values.data),

@@ -16,7 +16,9 @@ function runCluster(args: string[]): { status: number | null; stdout: string; st
 /** Each case: arguments and the first line of the error message. */
 const invalidCases: readonly [string[], string][] = [
   [['--size', '4'], 'invalid --size "4": expected an odd number from 1 to 9'],
-  [['--size', '11'], 'invalid --size "11": expected an integer from 1 to 9'],
+  [['--size', '11'], 'invalid --size "11": expected an odd number from 1 to 9'],
+  [['--size', 'x'], 'invalid --size "x": expected an odd number from 1 to 9'],
+  [['--snapshot-threshold-bytes', '1000'], 'invalid --snapshot-threshold-bytes "1000": expected an integer from 65536 to 1099511627776'],
   [['--base-port', 'x'], 'invalid --base-port "x": expected an integer from 1024 to 65000'],
   [['--colour'], "Unknown option '--colour'"],
 ];
@@ -38,7 +40,7 @@ test('top-level help states cluster sizes', () => {
   assert.is(result.status, 0, result.stderr);
   const row = result.stdout.split('\n').find((line) => line.startsWith('  cluster '));
   assert.ok(row?.includes('1 to 9 members (odd --size)'), row);
-  assert.ok(result.stdout.includes('--size N                   members, an odd number from 1 to 9 (default 3)'), result.stdout);
+  assert.ok(result.stdout.includes('--size N                      members, an odd number from 1 to 9 (default 3)'), result.stdout);
 });
 
 test.run();
