@@ -7,8 +7,9 @@ const progressIntervalMs = 2000;
 /**
  * Logs how a restarting member catches up, so an operator can follow it: first
  * the replay of entries committed before the restart, then what arrives from
- * the leader. The second part logs at most one line every two seconds and stops
- * once the log reaches the leader's commit index.
+ * the leader. The second part counts the entries written to the log, so
+ * rejected probes and entries sent twice do not count. It logs at most one line
+ * every two seconds and stops once the log reaches the leader's commit index.
  */
 export class CatchUpReporter {
   private replayTo: number;
@@ -17,6 +18,8 @@ export class CatchUpReporter {
   private replayedEntries = 0;
   private replayDone: boolean;
   private received = { entries: 0, fromIndex: 0, toIndex: 0, leaderId: '' };
+  /** The leader that sent the latest append with entries, or '' before any. */
+  private leaderId = '';
   private lastReportMs = performance.now();
   private leaderCommit = 0;
   private caughtUp = false;
@@ -54,15 +57,16 @@ export class CatchUpReporter {
   observe(message: Message): void {
     if (this.caughtUp || message.type !== 'append' || message.entries.length === 0) return;
     this.leaderCommit = Math.max(this.leaderCommit, message.commit);
-    const first = message.entries[0]!;
-    if (this.received.entries === 0) this.received.fromIndex = first.index;
-    this.received.entries += message.entries.length;
-    this.received.toIndex = first.index + message.entries.length - 1;
-    this.received.leaderId = message.from;
+    this.leaderId = message.from;
   }
 
+  /** Counts the entries of a Ready written to the log, and logs progress. */
   persisted(entries: readonly Entry[]): void {
-    if (this.caughtUp || entries.length === 0 || this.received.entries === 0) return;
+    if (this.caughtUp || entries.length === 0 || this.leaderId === '') return;
+    if (this.received.entries === 0) this.received.fromIndex = entries[0]!.index;
+    this.received.entries += entries.length;
+    this.received.toIndex = entries[entries.length - 1]!.index;
+    this.received.leaderId = this.leaderId;
     const now = performance.now();
     const reachedLeader = this.replayDone && this.received.toIndex >= this.leaderCommit;
     if (!reachedLeader && now - this.lastReportMs < progressIntervalMs) return;
