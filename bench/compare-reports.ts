@@ -24,7 +24,8 @@ const rows: readonly Row[] = [
 
 /** Returns the largest peak RSS of the watched members, or null when none was read. */
 function largestPeakRss(report: LoadReport): number | null {
-  const peaks = (report.memberCpu?.processes ?? []).flatMap((p) => (typeof p.peakRssMib === 'number' ? [p.peakRssMib] : []));
+  // Reports written before peak RSS was recorded have no peakRssMib field.
+  const peaks = (report.memberCpu?.processes ?? []).flatMap((use) => (typeof use.peakRssMib === 'number' ? [use.peakRssMib] : []));
   return peaks.length === 0 ? null : Math.max(...peaks);
 }
 

@@ -113,8 +113,8 @@ export async function run(argv: string[]): Promise<number> {
   let stopping = false;
   watchMembers(cluster, () => stopping);
   return new Promise((resolve) => {
-    // A second signal while stopping must not end this process early: it would
-    // leave HAProxy running and the data folder marked as in use.
+    // A second signal while stopping is only reported. Ending this process early
+    // would leave HAProxy running and the data folder marked as in use.
     const stop = (): void => {
       if (stopping) {
         console.log('still stopping members and HAProxy; wait for the closing line');

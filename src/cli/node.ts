@@ -25,11 +25,11 @@ const heapGrowingPercent = 100;
 
 /**
  * Caps V8's heap growth, which otherwise took a loaded member past 256 MB of
- * RSS (BENCHMARKS.md). V8 reads the flag at each collection; a value given to node wins.
+ * RSS (BENCHMARKS.md). V8 reads the flag at each collection, and a value given to node wins.
  */
 function limitHeapGrowth(): void {
-  const given = [...process.execArgv, process.env['NODE_OPTIONS'] ?? ''].some((arg) => arg.includes('heap-growing-percent'));
-  if (!given) v8.setFlagsFromString(`--heap-growing-percent=${heapGrowingPercent}`);
+  const setByUser = [...process.execArgv, process.env['NODE_OPTIONS'] ?? ''].some((arg) => arg.includes('heap-growing-percent'));
+  if (!setByUser) v8.setFlagsFromString(`--heap-growing-percent=${heapGrowingPercent}`);
 }
 
 /** `replog node`: starts a member; resolves with the exit code once a signal or a failed write stops it. */

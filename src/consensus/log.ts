@@ -304,7 +304,7 @@ export class RaftLog {
       const entry = this.entries[i] as Entry;
       if (entry.term !== this.releasedTerms.at(-1)?.term) this.releasedTerms.push({ index: entry.index, term: entry.term });
     }
-    // V8 removes elements at the front of an array without copying the rest.
+    // Moves the kept entries (keepMax plus those not yet applied) once per keepMax / 4 dropped ones.
     this.entries.splice(0, count);
     this.releasedIndex = target;
   }

@@ -198,8 +198,9 @@ export interface RaftConfig {
   readonly logger?: CoreLogger;
   /**
    * Storage to read persisted entries back from. With it, the log keeps the
-   * data of only `entryCacheMax` applied entries in memory and reads older
-   * ones when a follower needs them. Without it, every entry stays in memory.
+   * data of only the newest `entryCacheMax` applied entries (up to a quarter
+   * more between drops) and reads older ones when a follower needs them.
+   * Without it, every entry stays in memory.
    */
   readonly entryReader?: EntryReader;
   readonly entryCacheMax?: number;

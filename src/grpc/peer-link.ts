@@ -17,6 +17,8 @@ export const peerChannelOptions: grpc.ChannelOptions = {
 };
 
 /** Bytes queued on one Raft stream before frames are dropped; Raft resends what is lost. */
+// NOTE: sendFrame() compares this with writableLength, which counts frames in
+// grpc-js's object-mode streams, so the cap is never reached. Raft's flow control bounds the queue.
 const raftStreamBufferedBytesMax = 32 * 1024 * 1024;
 /** Valuesets in one forwarded batch. */
 const forwardBatchMax = 2048;

@@ -33,6 +33,7 @@ const inflightAppendsMax = 16;
 /**
  * Applied entries whose data the core keeps in memory. Older entries, up to
  * a snapshot's worth, are read back from raft.db for a follower that needs them.
+ * NOTE: those reads run on the event loop, up to appendBytesMax per append.
  */
 const entryCacheMax = 8192;
 /** How long an append waits for a leader to be elected before UNAVAILABLE. */

@@ -105,7 +105,7 @@ export class MemoryLogStore implements RaftLogStore {
     this.logStart = logStart;
   }
 
-  /** Reads durable entries back; a missing first entry is a core bug, since the core reads only what it saw persisted. */
+  /** Reads durable entries back. A missing first entry is a core bug, because the core reads only what it saw persisted. */
   readEntries(fromIndex: number, toIndex: number, bytesMax: number): Entry[] {
     const entries: Entry[] = [];
     let bytes = 0;

@@ -102,7 +102,7 @@ export function configure(db: Database.Database): void {
   // SQLite fsyncs at checkpoints only; SqliteRaftLog fsyncs the WAL after each
   // write itself, on the thread pool, so the event loop does not wait for it.
   db.pragma('synchronous = NORMAL');
-  // The log is read back only at start-up and for lagging followers, so a small cache does.
+  // The log is read back only at start-up and for lagging followers, so a small cache is enough.
   db.pragma(`cache_size = -${raftLogCacheKib}`);
   const version: unknown = db.pragma('user_version', { simple: true });
   if (version === raftLogFormatVersion) return;

@@ -149,7 +149,7 @@ export class SqliteRaftLog implements RaftLogStore {
       for (const entry of decodeEntryBatch(row.entries, row.firstIndex, row.lastIndex - row.firstIndex + 1)) {
         if (entry.index < fromIndex) continue;
         if (entry.index > toIndex || (entries.length > 0 && bytes + entry.data.byteLength > bytesMax)) break rows;
-        // load() checked the types of every stored entry at start-up.
+        // Entries come from the core, or were checked by load() at start-up, so the type is known.
         entries.push({ index: entry.index, term: entry.term, type: entry.type as EntryType, data: entry.data });
         bytes += entry.data.byteLength;
       }

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { buildLoadReport, formatLoadReport } from '../../src/client/load/load-report';
 import { readProcessPeakRssKib, takeCpuSample, watchedCpuBetween, type ProcessCpuUse } from '../../src/client/load/process-cpu';
 
-/** A PID that no process has: above the kernel's largest, 2^22. */
+/** A PID that no process has, above the largest PID Linux allows (2^22). */
 const missingPid = 2 ** 22 + 1;
 
 /** Returns the printed report of a 1-second run with 10 acknowledged appends. */
@@ -23,14 +23,14 @@ function reportText(watchedCpu: readonly ProcessCpuUse[]): string {
   return formatLoadReport(buildLoadReport({ system: 'replog' }, measurement));
 }
 
-test('peak RSS of a live and a missing process', () => {
+test('peak RSS of live and missing processes', () => {
   const peakKib = readProcessPeakRssKib(process.pid);
   assert.ok(peakKib !== null, 'a live process has a peak RSS');
   assert.ok((peakKib ?? 0) > 1024, `peak RSS ${String(peakKib)} KiB`);
   assert.is(readProcessPeakRssKib(missingPid), null);
 });
 
-test('report prints CPU and peak RSS per process', () => {
+test('report prints per-process CPU and RSS', () => {
   const start = takeCpuSample([process.pid, missingPid]);
   const end = takeCpuSample([process.pid, missingPid]);
   const watchedCpu = watchedCpuBetween(start, end);
@@ -42,7 +42,7 @@ test('report prints CPU and peak RSS per process', () => {
   assert.match(text, `pid ${missingPid} gone)`);
 });
 
-test('report has no member CPU when every process is gone', () => {
+test('no member CPU when all gone', () => {
   const watchedCpu = watchedCpuBetween(takeCpuSample([missingPid]), takeCpuSample([missingPid]));
   const text = reportText(watchedCpu);
   assert.match(text, `member CPU      n/a (pid ${missingPid} gone)`);

@@ -62,7 +62,7 @@ test('members stop with killed cluster', async () => {
   }
 });
 
-test('second SIGINT waits for the stop to finish', async () => {
+test('second SIGINT waits for stop', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
   const [basePort] = await freePorts(1);
   const env = { ...process.env, PATH: path.dirname(process.execPath) };

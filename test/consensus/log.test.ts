@@ -156,7 +156,7 @@ test('entry cache drops data of applied entries', () => {
   assert.is(log.termAt(2), 1, 'dropped entries keep their term');
 });
 
-test('entry cache keeps unapplied and unpersisted entries', () => {
+test('entry cache keeps unapplied, unpersisted entries', () => {
   const reader = recordingReader([]);
   const log = new RaftLog({ ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 0 } }, { reader, keepMax: 0 });
   log.append(entriesWithTerms(1, [1, 1, 1]));
@@ -174,7 +174,7 @@ test('entry cache keeps unapplied and unpersisted entries', () => {
   assert.equal(reader.reads, [[1, 2]]);
 });
 
-test('dropped entries keep their terms through compaction', () => {
+test('dropped entries keep terms after compaction', () => {
   const stored = entriesWithTerms(1, [1, 1, 2, 2, 3, 3, 3]);
   const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 3, vote: null, commit: 7 }, entries: stored, appliedIndex: 7 };
   const log = new RaftLog(restored, { reader: recordingReader(stored), keepMax: 0 });
@@ -190,7 +190,7 @@ test('dropped entries keep their terms through compaction', () => {
   assert.equal(log.slice(8, 10, 1000).map((e) => e.term), [4]);
 });
 
-test('entry reader returning other entries is an invariant violation', () => {
+test('reader returning wrong entries fails', () => {
   const stored = entriesWithTerms(1, [1, 1, 1]);
   const wrongTerms = entriesWithTerms(1, [2, 2, 2]);
   const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 2, vote: null, commit: 3 }, entries: stored, appliedIndex: 3 };

@@ -1,7 +1,7 @@
 // Catch-up from the Raft log with real members, when the leader no longer
 // keeps the missed entries in memory. The core keeps the data of the newest
-// 8,192 applied entries only, so a follower that missed 12,000 gets the older
-// ones read back from the leader's raft.db. No snapshot is taken or sent.
+// 8,192 to 10,240 applied entries only, so a follower that missed 12,000 gets
+// the older ones read back from the leader's raft.db. No snapshot is taken.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendMany, connect, readAll, startCluster, waitForLeader, waitInSync, type TestCluster } from './harness';
@@ -19,7 +19,7 @@ test.after(async () => {
   await tc.close();
 });
 
-test('follower catches up from entries read back', async () => {
+test('follower catches up from raft.db', async () => {
   const leader = await waitForLeader(tc.cluster);
   const follower = tc.cluster.members.find((m) => m.id !== leader.id)!;
   const client = connect(tc.target);

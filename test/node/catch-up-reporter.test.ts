@@ -60,7 +60,7 @@ test('reports the entries written, not those sent', () => {
   assert.ok(lines.some((line) => line.msg === 'caught up with the leader'));
 });
 
-test('ignores writes before any append from a leader', () => {
+test('ignores writes before leader appends', () => {
   const { log, lines } = capturedLog();
   const reporter = new CatchUpReporter(log, restoredAt(10), 10);
   reporter.persisted(entries(11, 12));

@@ -364,7 +364,7 @@ test('readEntries reads across rows', () => {
   log.close();
 });
 
-test('readEntries stops at the byte limit but reads one', () => {
+test('readEntries stops at byte limit', () => {
   const log = SqliteRaftLog.open(dir);
   log.persist(entries(1, 10, 1), null);
   // Each entry's data is 7 or 8 bytes ("entry 1" to "entry 10").

@@ -76,7 +76,7 @@ export interface ProcessCpuUse {
   readonly pid: number;
   /** Null when the process was missing at either sample. */
   readonly cpuMs: number | null;
-  /** Peak RSS since the process started, in MiB; null when it was gone. */
+  /** Peak RSS since the process started in MiB, or null when it was gone. */
   readonly peakRssMib: number | null;
 }
 
@@ -88,6 +88,7 @@ export function watchedCpuBetween(start: CpuSample, end: CpuSample): ProcessCpuU
     const cpuMs =
       startTicks === null || endTicks === null ? null : (endTicks - startTicks) * msPerTick;
     const peakRssKib = end.peakRssKibByPid.get(pid) ?? null;
-    return { pid, cpuMs, peakRssMib: peakRssKib === null ? null : Math.round(peakRssKib / 102.4) / 10 };
+    const peakRssMib = peakRssKib === null ? null : Math.round((peakRssKib / 1024) * 10) / 10;
+    return { pid, cpuMs, peakRssMib };
   });
 }
