@@ -127,7 +127,7 @@ async function handleFetchSnapshot(
   if (!snapshot || snapshot.meta.index < minIndex) {
     member.requestSnapshot();
     log.info({ peerId: from, minIndex, snapshotIndex: snapshot?.meta.index ?? 0 }, 'no snapshot new enough for a peer; taking one');
-    call.destroy(Object.assign(new Error(`no snapshot at or above index ${minIndex} yet; retry shortly`), { code: grpc.status.FAILED_PRECONDITION }));
+    failStream(call, grpc.status.FAILED_PRECONDITION, `no snapshot at or above index ${minIndex} yet; retry shortly`);
     return;
   }
   log.info({ peerId: from, snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes }, 'sending snapshot to a rebuilding peer');
@@ -144,6 +144,15 @@ async function handleFetchSnapshot(
     call.end();
   } catch (err) {
     log.warn({ peerId: from, err: (err as Error).message }, 'sending snapshot to a rebuilding peer failed');
-    call.destroy(err as Error);
+    failStream(call, grpc.status.INTERNAL, `sending snapshot ${snapshot.meta.index} failed: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Ends a server stream with an error status. grpc-js sends the status when the
+ * stream emits 'error'; destroy(err) would close the stream without one, and
+ * the client would wait for its deadline.
+ */
+function failStream(call: grpc.ServerWritableStream<unknown, unknown>, code: grpc.status, details: string): void {
+  call.emit('error', { code, details });
 }

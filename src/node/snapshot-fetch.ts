@@ -11,6 +11,8 @@ import type { MemberConfig } from './config';
 const fetchRetryMs = 1000;
 /** Maximum duration of one snapshot download. */
 const fetchDeadlineMs = 10 * 60 * 1000;
+/** Idle time after which a download is cancelled and the next peer is asked. */
+const fetchIdleMs = 30_000;
 
 interface SnapshotChunkWire {
   readonly index: number;
@@ -76,7 +78,17 @@ function fetchFrom(client: FetchClient, config: MemberConfig, minIndex: number):
   return new Promise((resolve, reject) => {
     const call = client.FetchSnapshot({ from: config.id, minIndex }, { deadline: Date.now() + fetchDeadlineMs });
     let receiver: SnapshotReceiver | null = null;
+    let idle: NodeJS.Timeout | undefined;
+    const watchIdle = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        reject(new Error(`timed out after ${fetchIdleMs} ms without data from the peer`));
+        call.cancel();
+      }, fetchIdleMs);
+    };
+    watchIdle();
     call.on('data', (chunk: SnapshotChunkWire) => {
+      watchIdle();
       try {
         receiver ??= new SnapshotReceiver(
           snapshotsDirectory(config.dataDir),
@@ -91,6 +103,7 @@ function fetchFrom(client: FetchClient, config: MemberConfig, minIndex: number):
       }
     });
     call.on('end', () => {
+      clearTimeout(idle);
       try {
         if (!receiver) throw new Error('the peer sent no snapshot');
         resolve(receiver.finish());
@@ -99,6 +112,7 @@ function fetchFrom(client: FetchClient, config: MemberConfig, minIndex: number):
       }
     });
     call.on('error', (err) => {
+      clearTimeout(idle);
       receiver?.abort();
       reject(err);
     });

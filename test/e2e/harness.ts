@@ -96,18 +96,53 @@ export async function waitForLeader(cluster: LocalCluster, ids?: readonly string
   }, timeoutMs);
 }
 
-/** Waits until the listed members have applied the same index, at least `minApplied`, with equal digests. */
+/**
+ * Waits until the listed members have applied the same index, at least
+ * `minApplied`, with equal digests. On timeout the error shows what each
+ * member last reported and the end of its log, so a failure on a
+ * CI machine can be read without the deleted test folder.
+ */
 export async function waitInSync(cluster: LocalCluster, ids: readonly string[], minApplied = 0, timeoutMs = 30_000): Promise<MemberStatus[]> {
-  return waitFor(`members ${ids.join(', ')} in sync`, async () => {
-    const all = await statuses(cluster, ids);
-    if (all.size !== ids.length) return null;
-    const list = [...all.values()];
-    const first = list[0]!;
-    const same = list.every(
-      (s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest && s.messageCount === first.messageCount,
-    );
-    return same && first.appliedIndex >= minApplied && first.appliedIndex === first.commitIndex ? list : null;
-  }, timeoutMs);
+  let last = new Map<string, MemberStatus>();
+  try {
+    return await waitFor(`members ${ids.join(', ')} in sync`, async () => {
+      const all = await statuses(cluster, ids);
+      last = all;
+      if (all.size !== ids.length) return null;
+      const list = [...all.values()];
+      const first = list[0]!;
+      const same = list.every(
+        (s) => s.appliedIndex === first.appliedIndex && s.digest === first.digest && s.messageCount === first.messageCount,
+      );
+      return same && first.appliedIndex >= minApplied && first.appliedIndex === first.commitIndex ? list : null;
+    }, timeoutMs);
+  } catch (err) {
+    const lines = ids.map((id) => {
+      const s = last.get(id);
+      const summary = s
+        ? `${s.role} term ${s.term} leader ${s.leaderId ?? '-'} commit ${s.commitIndex} applied ${s.appliedIndex} ` +
+          `last log ${s.lastLogIndex} snapshot ${s.snapshotIndex} messages ${s.messageCount} digest ${s.digest.slice(0, 12)}`
+        : 'no status';
+      return `  ${id}: ${summary}${logTail(cluster, id)}`;
+    });
+    throw new Error(`${(err as Error).message} (at least index ${minApplied}); last seen:\n${lines.join('\n')}`);
+  }
+}
+
+/** Returns the last lines of a member's log file, indented, for a failure message. */
+function logTail(cluster: LocalCluster, id: string, count = 10): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(cluster.member(id).logFile, 'utf8');
+  } catch {
+    return '';
+  }
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-count)
+    .map((line) => `\n    ${line.slice(0, 400)}`)
+    .join('');
 }
 
 export function connect(target: string): IngestClient {

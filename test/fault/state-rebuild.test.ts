@@ -6,9 +6,11 @@
 // folder. Once a snapshot copied from another member is in place, it starts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listSnapshots, snapshotsDirectory } from '../../src/storage/snapshot-files';
+import { loadReplogPackage } from '../../src/client/proto';
 import { readCurrent, stateDirectory } from '../../src/storage/state-dir';
 import { appendMany, connect, fetchStatus, waitFor, waitForLeader, waitInSync, type TestCluster } from '../e2e/harness';
 import { exitOf, missingOn, startFaultCluster, startWatchdog } from './fault-harness';
@@ -84,6 +86,55 @@ test('state and snapshots lost: fetches a snapshot from a peer', async () => {
   await restartAndCompare(id, acknowledged);
   assert.ok(logOf(id).includes('fetched snapshot from a peer'), `${id} logs that it fetched a peer's snapshot`);
   assert.ok(listSnapshots(snapshotsDirectory(member.dataDir)).length > 0, `${id} keeps the fetched snapshot`);
+});
+
+interface FetchOutcome {
+  readonly code: number;
+  readonly snapshotIndex: number;
+  readonly ms: number;
+}
+
+/** Calls Peer.FetchSnapshot on a member directly; returns the status code and the index of the snapshot sent, if any. */
+function fetchSnapshot(address: string, minIndex: number): Promise<FetchOutcome> {
+  const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
+  const client = new Peer(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    FetchSnapshot(request: object, options: grpc.CallOptions): grpc.ClientReadableStream<{ index: number }>;
+  };
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let snapshotIndex = 0;
+    const call = client.FetchSnapshot({ from: 'test', minIndex }, { deadline: Date.now() + 20_000 });
+    call.on('data', (chunk: { index: number }) => {
+      snapshotIndex ||= Number(chunk.index);
+    });
+    call.on('status', (status: grpc.StatusObject) => {
+      client.close();
+      resolve({ code: status.code, snapshotIndex, ms: Date.now() - started });
+    });
+    call.on('error', () => undefined);
+  });
+}
+
+test('FetchSnapshot below minIndex fails fast', async () => {
+  const client = connect(tc.cluster.members.map((m) => m.grpc).join(','));
+  const load = await appendMany(client, `round-${round++}-`, 20, 4);
+  client.close();
+  assert.is(load.failed, 0, 'appends succeed');
+  const leader = await waitForLeader(tc.cluster);
+  const peer = tc.cluster.member(leader.id);
+  const before = (await fetchStatus(peer.http))!;
+  assert.ok(before.appliedIndex > before.snapshotIndex, 'entries applied since the last snapshot');
+  const minIndex = before.snapshotIndex + 1;
+
+  const rejected = await fetchSnapshot(peer.grpc, minIndex);
+  assert.is(rejected.code, grpc.status.FAILED_PRECONDITION, 'the call ends with FAILED_PRECONDITION');
+  // A stream closed without a status would leave the caller waiting for its deadline.
+  assert.ok(rejected.ms < 5000, `the rejection came in ${rejected.ms} ms`);
+
+  await waitFor(`a snapshot at or above ${minIndex} on ${peer.id}`, async () => ((await fetchStatus(peer.http))?.snapshotIndex ?? 0) >= minIndex);
+  const sent = await fetchSnapshot(peer.grpc, minIndex);
+  assert.is(sent.code, grpc.status.OK, 'the retry succeeds');
+  assert.ok(sent.snapshotIndex >= minIndex, `the snapshot sent (${sent.snapshotIndex}) reaches ${minIndex}`);
 });
 
 test.run();
