@@ -30,8 +30,8 @@ export type SyncState =
   | { readonly kind: 'differs' }
   | { readonly kind: 'down' };
 
-/** Digest characters shown in the table. */
-const digestPrefixLength = 12;
+/** Digest characters shown in the table, as many as `replog verify` shows. */
+const digestPrefixLength = 16;
 
 /**
  * Compare every member with the highest applied index among the reachable

@@ -54,7 +54,8 @@ export function formatVerifyResult(result: VerifyResult): string {
   const lines = [formatTable(header, result.members.map(row), numeric).trimEnd()];
   lines.push('');
   const quiet = result.quiescent ? 'quiescent' : 'NOT quiescent';
-  lines.push(`compared indexes 1..${result.comparedUpTo} across ${countNoun(result.members.length, 'member')} ` +
+  const compared = result.comparedUpTo > 0 ? `compared indexes 1..${result.comparedUpTo}` : 'compared no indexes';
+  lines.push(`${compared} across ${countNoun(result.members.length, 'member')} ` +
     `(${quiet}, attempt ${result.attempts}); "read" counts every message Read returned, ` +
     '"digest (Read)" covers those up to the member\'s applied index');
   if (result.firstDifference) {

@@ -112,6 +112,14 @@ test('table columns line up', () => {
   assert.is((lines[2] ?? '').slice(appliedEnd - 1, appliedEnd), '7');
 });
 
+test('table shows 16 digest characters, as verify does', () => {
+  const digest = '0123456789abcdef'.repeat(4);
+  const probes = [reachable(member('n1', 5, 4, digest))];
+  const lines = formatStatusTable(probes, assessSync(probes)).trimEnd().split('\n');
+  assert.ok((lines[1] ?? '').includes(' 0123456789abcdef '), lines[1]);
+  assert.not.ok((lines[1] ?? '').includes('0123456789abcdef0'), lines[1]);
+});
+
 test('status body with documented fields parses', () => {
   const body: unknown = JSON.parse(JSON.stringify(member('n2', 5, 4, digestA)));
   assert.equal(parseMemberStatus(body), member('n2', 5, 4, digestA));

@@ -121,7 +121,7 @@ export async function waitInSync(cluster: LocalCluster, ids: readonly string[], 
       const s = last.get(id);
       const summary = s
         ? `${s.role} term ${s.term} leader ${s.leaderId ?? '-'} commit ${s.commitIndex} applied ${s.appliedIndex} ` +
-          `last log ${s.lastLogIndex} snapshot ${s.snapshotIndex} messages ${s.messageCount} digest ${s.digest.slice(0, 12)}`
+          `last log ${s.lastLogIndex} snapshot ${s.snapshotIndex} messages ${s.messageCount} digest ${s.digest.slice(0, 16)}`
         : 'no status';
       return `  ${id}: ${summary}${logTail(cluster, id)}`;
     });

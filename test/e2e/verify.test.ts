@@ -71,6 +71,13 @@ test('invalid flags exit 2 with the flag and the expected form', async () => {
   }
 });
 
+test('only down members: compared no indexes, exit 1', async () => {
+  const text = await runCli(['verify', '--target', '127.0.0.1:1', '--http', '127.0.0.1:2', '--retries', '0']);
+  assert.is(text.code, 1, text.stdout + text.stderr);
+  assert.match(text.stdout, /^compared no indexes across 1 member/m);
+  assert.not.match(text.stdout, /1\.\.0/);
+});
+
 test('one member: singular wording, http:// address', async () => {
   const member = tc.cluster.members[0]!;
   const text = await runCli(['verify', '--target', member.grpc, '--http', `http://${member.http}/status`]);
