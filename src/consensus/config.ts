@@ -9,6 +9,9 @@ export const committedEntriesPerReadyMax = 4096;
 /** Applied entries whose data stays in memory when RaftConfig.entryCacheMax is not set. */
 export const entryCacheDefault = 8192;
 
+/** Bytes of entry data in memory when RaftConfig.entryCacheBytesMax is not set. */
+export const entryCacheBytesDefault = 32 * 1024 * 1024;
+
 /** Throws RangeError naming the first invalid field of `config`. */
 export function validateRaftConfig(config: RaftConfig): void {
   if (!config.peers.includes(config.id)) {
@@ -24,6 +27,9 @@ export function validateRaftConfig(config: RaftConfig): void {
   requirePositiveInteger('inflightAppendsMax', config.inflightAppendsMax);
   if (config.entryCacheMax !== undefined && (!Number.isInteger(config.entryCacheMax) || config.entryCacheMax < 0)) {
     throw new RangeError(`invalid entryCacheMax ${config.entryCacheMax}: must be an integer of at least 0`);
+  }
+  if (config.entryCacheBytesMax !== undefined && (!Number.isInteger(config.entryCacheBytesMax) || config.entryCacheBytesMax < 0)) {
+    throw new RangeError(`invalid entryCacheBytesMax ${config.entryCacheBytesMax}: must be an integer of at least 0`);
   }
   if (config.electionTimeoutTicks <= config.heartbeatIntervalTicks) {
     throw new RangeError(

@@ -7,10 +7,13 @@ interface TermRun {
   readonly term: number;
 }
 
-/** The storage reader for dropped entry data, and the count of applied entries that keep theirs. */
+/** The storage reader for dropped entry data, and how many applied entries keep theirs. */
 export interface EntryCache {
   readonly reader: EntryReader;
+  /** Applied entries that keep their data. */
   readonly keepMax: number;
+  /** Bytes of entry data in memory above which applied entries are dropped even within `keepMax`. */
+  readonly keepBytesMax: number;
 }
 
 /** Result of compaction, for the driver to record in storage. */
@@ -30,7 +33,8 @@ export interface Compaction {
  *
  * With an entry cache, the log drops entries that are both applied and
  * persisted, except the newest `keepMax` of them, and keeps only their terms,
- * as runs. slice() reads dropped entries back from storage, so a follower a
+ * as runs. When the data of the entries in memory exceeds `keepBytesMax`, it
+ * drops applied, persisted entries until a quarter of that is free. slice() reads dropped entries back from storage, so a follower a
  * long way behind costs a read instead of memory for every entry since the
  * last snapshot.
  *
@@ -55,6 +59,8 @@ export class RaftLog {
   private releasedIndex: number;
   /** Terms of the dropped entries after logStart, one run per term, in index order. */
   private releasedTerms: TermRun[] = [];
+  /** Bytes of data of `entries`. */
+  private entryBytes = 0;
 
   constructor(
     restored: RestoredState,
@@ -65,6 +71,7 @@ export class RaftLog {
     this.releasedIndex = restored.logStart.index;
     this.entries = [...restored.entries];
     this.checkContiguous(this.entries, restored.logStart.index + 1);
+    this.entryBytes = dataBytes(this.entries);
     this.persistedIndexValue = this.lastIndex;
     this.unstableIndex = this.lastIndex + 1;
     this.appliedIndexValue = restored.appliedIndex;
@@ -199,6 +206,7 @@ export class RaftLog {
   append(entries: readonly Entry[]): void {
     this.checkContiguous(entries, this.lastIndex + 1);
     for (const entry of entries) this.entries.push(entry);
+    this.entryBytes += dataBytes(entries);
   }
 
   /**
@@ -219,7 +227,11 @@ export class RaftLog {
       }
       first += 1;
     }
-    for (let i = first; i < entries.length; i += 1) this.entries.push(entries[i] as Entry);
+    for (let i = first; i < entries.length; i += 1) {
+      const entry = entries[i] as Entry;
+      this.entries.push(entry);
+      this.entryBytes += entry.data.byteLength;
+    }
     return prevIndex + entries.length;
   }
 
@@ -293,20 +305,31 @@ export class RaftLog {
   /**
    * Drops applied, persisted entries beyond the newest `keepMax` of them,
    * keeping their terms. It waits until a quarter of `keepMax` can go at once,
-   * so that it runs every few thousand entries, not at every Ready.
+   * so that it runs every few thousand entries, not at every Ready. Above
+   * `keepBytesMax` bytes of data it drops the oldest such entries until a
+   * quarter of `keepBytesMax` is free.
    */
   private release(): void {
     if (this.cache === null) return;
-    const target = Math.min(this.appliedIndexValue, this.persistedIndexValue, this.handedCommittedIndex) - this.cache.keepMax;
-    if (target - this.releasedIndex < Math.max(1, this.cache.keepMax / 4)) return;
-    const count = target - this.releasedIndex;
+    const releasable = Math.min(this.appliedIndexValue, this.persistedIndexValue, this.handedCommittedIndex) - this.releasedIndex;
+    let count = releasable - this.cache.keepMax;
+    if (count < Math.max(1, this.cache.keepMax / 4)) count = 0;
+    if (this.entryBytes > this.cache.keepBytesMax) {
+      let freed = dataBytes(this.entries, count);
+      const goal = this.entryBytes - (this.cache.keepBytesMax * 3) / 4;
+      while (freed < goal && count < releasable) freed += (this.entries[count++] as Entry).data.byteLength;
+    }
+    if (count <= 0) return;
+    let bytes = 0;
     for (let i = 0; i < count; i += 1) {
       const entry = this.entries[i] as Entry;
+      bytes += entry.data.byteLength;
       if (entry.term !== this.releasedTerms.at(-1)?.term) this.releasedTerms.push({ index: entry.index, term: entry.term });
     }
     // Moves the kept entries (keepMax plus those not yet applied) once per keepMax / 4 dropped ones.
     this.entries.splice(0, count);
-    this.releasedIndex = target;
+    this.entryBytes -= bytes;
+    this.releasedIndex += count;
   }
 
   /** Returns the term of a dropped entry, from the last run that starts at or before it. */
@@ -338,6 +361,7 @@ export class RaftLog {
       commit: this.commitIndexValue,
     });
     this.entries = [];
+    this.entryBytes = 0;
     this.logStartMeta = snapshot;
     this.snapshotMeta = snapshot;
     this.persistedIndexValue = snapshot.index;
@@ -367,6 +391,7 @@ export class RaftLog {
     const startTerm = this.termAt(startIndex) as number;
     if (startIndex >= this.releasedIndex) {
       this.entries = this.entries.slice(startIndex - this.releasedIndex);
+      this.entryBytes = dataBytes(this.entries);
       this.releasedIndex = startIndex;
       this.releasedTerms = [];
     } else {
@@ -397,7 +422,9 @@ export class RaftLog {
       truncateFrom: index,
       commit: this.commitIndexValue,
     });
-    this.entries.length = index - this.releasedIndex - 1;
+    const remaining = index - this.releasedIndex - 1;
+    this.entryBytes -= dataBytes(this.entries.slice(remaining));
+    this.entries.length = remaining;
     this.unstableIndex = Math.min(this.unstableIndex, index);
     this.persistedIndexValue = Math.min(this.persistedIndexValue, index - 1);
   }
@@ -419,4 +446,11 @@ export class RaftLog {
       lastIndex: this.lastIndex,
     });
   }
+}
+
+/** Returns the bytes of data of the first `count` entries, or of all of them. */
+function dataBytes(entries: readonly Entry[], count = entries.length): number {
+  let bytes = 0;
+  for (let i = 0; i < count; i += 1) bytes += (entries[i] as Entry).data.byteLength;
+  return bytes;
 }

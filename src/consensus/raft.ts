@@ -1,5 +1,5 @@
 import { assertInvariant } from './assert';
-import { committedEntriesPerReadyMax, entryCacheDefault, validateRaftConfig } from './config';
+import { committedEntriesPerReadyMax, entryCacheBytesDefault, entryCacheDefault, validateRaftConfig } from './config';
 import { appendFromLeader, success } from './follower';
 import type { AppendOutcome } from './follower';
 import { RaftLog } from './log';
@@ -68,7 +68,10 @@ export class Raft {
     validateRaftConfig(config);
     this.config = config;
     const reader = config.entryReader;
-    this.log = new RaftLog(restored, reader ? { reader, keepMax: config.entryCacheMax ?? entryCacheDefault } : null);
+    const cache = reader
+      ? { reader, keepMax: config.entryCacheMax ?? entryCacheDefault, keepBytesMax: config.entryCacheBytesMax ?? entryCacheBytesDefault }
+      : null;
+    this.log = new RaftLog(restored, cache);
     this.term = restored.hardState.term;
     this.vote = restored.hardState.vote;
     this.readyHardState = restored.hardState;

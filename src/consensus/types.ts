@@ -204,6 +204,11 @@ export interface RaftConfig {
    */
   readonly entryReader?: EntryReader;
   readonly entryCacheMax?: number;
+  /**
+   * Bytes of entry data in memory above which applied entries are dropped
+   * even within `entryCacheMax`, so large entries do not fill the memory.
+   */
+  readonly entryCacheBytesMax?: number;
 }
 
 /** Reads persisted entries back from durable storage, for the core. */

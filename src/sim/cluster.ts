@@ -20,6 +20,8 @@ export interface CoreSettings {
   readonly inflightAppendsMax: number;
   /** Applied entries that keep their data in memory; undefined keeps every entry's data. */
   readonly entryCacheMax?: number;
+  /** Bytes of entry data in memory with an entry cache; undefined takes the core's default. */
+  readonly entryCacheBytesMax?: number;
 }
 
 export const CORE_SETTINGS_DEFAULT: CoreSettings = {
@@ -321,7 +323,7 @@ export class Cluster implements DriverContext {
 
   private raftConfig(member: Member): RaftConfig {
     const random = this.rng.fork();
-    const { entryCacheMax, ...core } = this.options.core;
+    const { entryCacheMax, entryCacheBytesMax, ...core } = this.options.core;
     const config: RaftConfig = {
       ...core,
       id: member.id,
@@ -330,7 +332,7 @@ export class Cluster implements DriverContext {
     };
     if (entryCacheMax === undefined) return config;
     const entryReader = { read: (fromIndex: number, toIndex: number, bytesMax: number) => member.store.readEntries(fromIndex, toIndex, bytesMax) };
-    return { ...config, entryReader, entryCacheMax };
+    return entryCacheBytesMax === undefined ? { ...config, entryReader, entryCacheMax } : { ...config, entryReader, entryCacheMax, entryCacheBytesMax };
   }
 
   private drawTickPeriod(): number {

@@ -126,7 +126,14 @@ export function drawRunShape(seed: number): RunShape {
   };
   // Drawn after everything else, so older seeds keep their shapes.
   const entryCacheMax = rng.pick([undefined, 0, 3, 64]);
-  const shaped = entryCacheMax === undefined ? cluster : { ...cluster, core: { ...cluster.core, entryCacheMax } };
+  // Also after everything else. Byte bounds of 0 to 64 drop applied entries
+  // at once or after a few, whatever the value of entryCacheMax.
+  const entryCacheBytesMax = rng.pick([undefined, 0, 16, 64]);
+  let shaped = cluster;
+  if (entryCacheMax !== undefined) {
+    const core = entryCacheBytesMax === undefined ? { ...cluster.core, entryCacheMax } : { ...cluster.core, entryCacheMax, entryCacheBytesMax };
+    shaped = { ...cluster, core };
+  }
   return { profile, cluster: shaped, rates: { ...rates, ...rateOverrides } };
 }
 
@@ -137,7 +144,7 @@ export function describeRunShape(shape: RunShape): string {
   return [
     `profile=${shape.profile} members=${cluster.memberCount}`,
     `preVote=${core.preVote} checkQuorum=${core.checkQuorum}`,
-    `heartbeat=${core.heartbeatIntervalTicks} appendMax=${core.appendEntriesMax} inflight=${core.inflightAppendsMax} entryCache=${core.entryCacheMax ?? 'all'}`,
+    `heartbeat=${core.heartbeatIntervalTicks} appendMax=${core.appendEntriesMax} inflight=${core.inflightAppendsMax} entryCache=${core.entryCacheMax ?? 'all'}/${core.entryCacheBytesMax ?? 'default'}B`,
     `loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} late=${faults.lateRate.toFixed(2)}`,
     `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} newLeaderCrash=${cluster.newLeaderCrashRate ?? 0}`,
     `leaderCommitCrash=${cluster.leaderCommitCrashRate ?? 0} down=${rates.downTicksMax}`,

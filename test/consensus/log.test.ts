@@ -130,6 +130,9 @@ test('compact keeps a window and the snapshot term', () => {
   assert.throws(() => log.compact(1, 0), /cannot compact at index 1/);
 });
 
+/** An entry cache byte bound that no test log reaches. */
+const noByteLimit = Number.MAX_SAFE_INTEGER;
+
 /** Returns a reader over `stored` that records each read as [from, to]. */
 function recordingReader(stored: readonly Entry[]): EntryReader & { reads: [number, number][] } {
   const reads: [number, number][] = [];
@@ -146,7 +149,7 @@ test('entry cache drops data of applied entries', () => {
   const stored = entriesWithTerms(1, [1, 1, 1, 1, 1, 1]);
   const reader = recordingReader(stored);
   const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 4 }, entries: stored, appliedIndex: 4 };
-  const log = new RaftLog(restored, { reader, keepMax: 1 });
+  const log = new RaftLog(restored, { reader, keepMax: 1, keepBytesMax: noByteLimit });
   assert.equal(log.slice(4, 10, 1000).map((e) => e.index), [4, 5, 6], 'kept entries come from memory');
   assert.equal(reader.reads, []);
   const read = log.slice(1, 10, 1000);
@@ -158,7 +161,7 @@ test('entry cache drops data of applied entries', () => {
 
 test('entry cache keeps unapplied, unpersisted entries', () => {
   const reader = recordingReader([]);
-  const log = new RaftLog({ ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 0 } }, { reader, keepMax: 0 });
+  const log = new RaftLog({ ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 0 } }, { reader, keepMax: 0, keepBytesMax: noByteLimit });
   log.append(entriesWithTerms(1, [1, 1, 1]));
   log.commitTo(3);
   assert.equal(log.takeUnstable().map((e) => e.index), [1, 2, 3]);
@@ -177,7 +180,7 @@ test('entry cache keeps unapplied, unpersisted entries', () => {
 test('dropped entries keep terms after compaction', () => {
   const stored = entriesWithTerms(1, [1, 1, 2, 2, 3, 3, 3]);
   const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 3, vote: null, commit: 7 }, entries: stored, appliedIndex: 7 };
-  const log = new RaftLog(restored, { reader: recordingReader(stored), keepMax: 0 });
+  const log = new RaftLog(restored, { reader: recordingReader(stored), keepMax: 0, keepBytesMax: noByteLimit });
   assert.equal([1, 2, 3, 4, 5, 7].map((i) => log.termAt(i)), [1, 1, 2, 2, 3, 3]);
   assert.is(log.lastIndex, 7);
   assert.is(log.lastTerm, 3);
@@ -190,11 +193,38 @@ test('dropped entries keep terms after compaction', () => {
   assert.equal(log.slice(8, 10, 1000).map((e) => e.term), [4]);
 });
 
+test('entry cache byte bound drops applied entries within keepMax', () => {
+  const stored = Array.from({ length: 10 }, (_, i) => sized(i + 1, 10));
+  const reader = recordingReader(stored);
+  const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 10 }, entries: stored, appliedIndex: 10 };
+  const log = new RaftLog(restored, { reader, keepMax: 100, keepBytesMax: 40 });
+  // 100 bytes are above 40, so entries go until at most 30 bytes remain.
+  assert.equal(log.slice(8, 10, 1000).map((e) => e.index), [8, 9, 10], 'the newest 30 bytes stay in memory');
+  assert.equal(reader.reads, []);
+  assert.equal(log.slice(1, 10, 1000).map((e) => e.index), [1, 2, 3, 4, 5, 6, 7], 'older entries come from the reader');
+  assert.equal(reader.reads, [[1, 7]]);
+});
+
+test('entry cache byte bound keeps unapplied entries', () => {
+  const reader = recordingReader([]);
+  const log = new RaftLog({ ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 0 } }, { reader, keepMax: 100, keepBytesMax: 40 });
+  log.append(Array.from({ length: 10 }, (_, i) => sized(i + 1, 10)));
+  log.commitTo(10);
+  assert.equal(log.takeUnstable().length, 10);
+  log.stableTo(10, 1);
+  assert.equal(log.slice(1, 10, 1000).length, 10, 'persisted but not applied: all in memory');
+  assert.equal(log.takeCommitted(4).map((e) => e.index), [1, 2, 3, 4]);
+  log.appliedTo(4);
+  assert.equal(log.slice(5, 10, 1000).length, 6, 'unapplied entries stay');
+  assert.throws(() => log.slice(1, 10, 1000), /entry reader returns entries in range/, 'the applied ones went');
+  assert.equal(reader.reads, [[1, 4]]);
+});
+
 test('reader returning wrong entries fails', () => {
   const stored = entriesWithTerms(1, [1, 1, 1]);
   const wrongTerms = entriesWithTerms(1, [2, 2, 2]);
   const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 2, vote: null, commit: 3 }, entries: stored, appliedIndex: 3 };
-  const log = new RaftLog(restored, { reader: recordingReader(wrongTerms), keepMax: 0 });
+  const log = new RaftLog(restored, { reader: recordingReader(wrongTerms), keepMax: 0, keepBytesMax: noByteLimit });
   assert.throws(
     () => log.slice(1, 10, 1000),
     (error: unknown) => error instanceof InvariantError && /entry reader returns the logged entries/.test(error.message),
