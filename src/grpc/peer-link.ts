@@ -16,9 +16,7 @@ export const peerChannelOptions: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1000,
 };
 
-/** Bytes queued on one Raft stream before frames are dropped; Raft resends what is lost. */
-// NOTE: sendFrame() compares this with writableLength, which counts frames in
-// grpc-js's object-mode streams, so the cap is never reached. Raft's flow control bounds the queue.
+/** Bytes of frames queued on one Raft stream before frames are dropped; Raft resends what is lost. */
 const raftStreamBufferedBytesMax = 32 * 1024 * 1024;
 /** Valuesets in one forwarded batch. */
 const forwardBatchMax = 2048;
@@ -49,6 +47,12 @@ type PeerClient = grpc.Client & {
  */
 export class PeerLink {
   private raftStream: grpc.ClientWritableStream<{ payload: Buffer }> | null = null;
+  /**
+   * Payload bytes written to `raftStream` whose write callback has not run.
+   * The stream's own writableLength counts frames, not bytes, because grpc-js
+   * streams are in object mode.
+   */
+  private raftQueuedBytes = 0;
   private forwardStream: ReturnType<PeerClient['Forward']> | null = null;
   private forwardQueue: ForwardItem[] = [];
   private readonly forwardPending = new Map<number, ForwardItem[]>();
@@ -64,18 +68,28 @@ export class PeerLink {
 
   sendFrame(payload: Buffer): void {
     const stream = this.raftStream ?? this.openRaftStream();
-    if (stream.writableLength > raftStreamBufferedBytesMax) {
+    if (this.raftQueuedBytes > 0 && this.raftQueuedBytes + payload.byteLength > raftStreamBufferedBytesMax) {
       if (this.droppedFrames++ % 1000 === 0) {
-        this.log.warn({ peerId: this.peerId, droppedFrames: this.droppedFrames }, 'peer stream is full; dropping Raft frames');
+        this.log.warn(
+          { peerId: this.peerId, droppedFrames: this.droppedFrames, queuedBytes: this.raftQueuedBytes },
+          'peer stream is full; dropping Raft frames',
+        );
       }
       return;
     }
-    stream.write({ payload });
+    this.raftQueuedBytes += payload.byteLength;
+    stream.write({ payload }, () => {
+      // A write to a stream that was replaced in the meantime no longer counts.
+      if (this.raftStream === stream) this.raftQueuedBytes -= payload.byteLength;
+    });
   }
 
   private openRaftStream(): grpc.ClientWritableStream<{ payload: Buffer }> {
     const stream = this.client.Raft((err) => {
-      if (this.raftStream === stream) this.raftStream = null;
+      if (this.raftStream === stream) {
+        this.raftStream = null;
+        this.raftQueuedBytes = 0;
+      }
       if (err && err.code !== grpc.status.CANCELLED) {
         this.log.debug({ peerId: this.peerId, err: err.message }, 'peer stream closed');
       }
