@@ -299,19 +299,33 @@ export class Member extends EventEmitter {
     return result;
   }
 
+  /**
+   * Resolves with the next leader the core reports. Rejects with noLeader
+   * after `timeoutMs`, or with the stop failure (a disk error, say) as soon
+   * as the member stops, because no leader is reported after that.
+   */
   private waitForLeader(timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
-      const onChange = (state: SoftState): void => {
-        if (state.leaderId === null) return;
+      const finish = (): void => {
         clearTimeout(timer);
         this.off('softState', onChange);
+        this.off('stopped', onStopped);
+      };
+      const onChange = (state: SoftState): void => {
+        if (state.leaderId === null) return;
+        finish();
         resolve(state.leaderId);
       };
+      const onStopped = (): void => {
+        finish();
+        reject(this.stopFailure);
+      };
       const timer = setTimeout(() => {
-        this.off('softState', onChange);
+        finish();
         reject(errors.noLeader());
       }, timeoutMs);
       this.on('softState', onChange);
+      this.on('stopped', onStopped);
     });
   }
 
