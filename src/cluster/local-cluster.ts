@@ -123,6 +123,11 @@ export class LocalCluster {
     this.processes.get(id)?.kill('SIGCONT');
   }
 
+  /** The HAProxy process that startHaproxy started, or null. */
+  get haproxyProcess(): ChildProcess | null {
+    return this.haproxy;
+  }
+
   /** Starts HAProxy in front of the members; returns false when it is not installed. */
   startHaproxy(configText: string): boolean {
     if (!this.haproxyAddress || !haproxyInstalled()) return false;

@@ -21,6 +21,11 @@ export interface TestCluster {
 export const fastTimingArgs = ['--tick-ms', '10', '--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'];
 
 export async function startCluster(options: { size?: number; haproxy?: boolean; memberArgs?: string[] } = {}): Promise<TestCluster> {
+  return startUntilServing(() => launchCluster(options));
+}
+
+/** Starts the members and HAProxy in a new temp folder without waiting for them. */
+async function launchCluster(options: { size?: number; haproxy?: boolean; memberArgs?: string[] }): Promise<TestCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-e2e-'));
   const cluster = await LocalCluster.create({
     dataDir: dir,
@@ -29,24 +34,89 @@ export async function startCluster(options: { size?: number; haproxy?: boolean; 
     withHaproxy: options.haproxy ?? false,
     memberArgs: [...fastTimingArgs, ...(options.memberArgs ?? [])],
   });
-  cluster.startAll();
-  let target = cluster.members.map((m) => m.grpc).join(',');
-  if (options.haproxy) {
-    const started = cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
-    if (!started) throw new Error('haproxy is not installed: apt-get install -y haproxy');
-    target = cluster.haproxyAddress!;
-  }
-  await waitForLeader(cluster);
-  return {
+  const tc: TestCluster = {
     cluster,
     dir,
-    target,
+    target: options.haproxy ? cluster.haproxyAddress! : cluster.members.map((m) => m.grpc).join(','),
     close: async () => {
       await cluster.stopAll('SIGKILL');
       if (process.env['REPLOG_KEEP_TEST_DATA']) console.log(`kept test data in ${dir}`);
       else fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+  cluster.startAll();
+  if (options.haproxy) {
+    const started = cluster.startHaproxy(renderHaproxyConfig({ bindGrpc: cluster.haproxyAddress!, members: cluster.members }));
+    if (!started) {
+      await tc.close();
+      throw new Error('haproxy is not installed: apt-get install -y haproxy');
+    }
+  }
+  return tc;
+}
+
+/** Maximum clusters started, each on new ports, while other processes keep taking the ports chosen. */
+const clusterStartAttemptsMax = 3;
+
+/** A member or HAProxy failed to listen because another process took its port after LocalCluster chose it. */
+class PortTakenError extends Error {
+  override readonly name = 'PortTakenError';
+}
+
+/**
+ * Starts a cluster with `launch` and waits until every member serves /status
+ * and a leader is known. LocalCluster chooses ports that were free a moment
+ * earlier, so another process (a second test run, say) can bind one first.
+ * The member then exits with EADDRINUSE, and a new cluster starts on new ports.
+ * NOTE: a member restarted later in a test binds its port again and can lose
+ * it in the same way, and that case is not retried.
+ */
+export async function startUntilServing(launch: () => Promise<TestCluster>): Promise<TestCluster> {
+  for (let attempt = 1; ; attempt++) {
+    const tc = await launch();
+    try {
+      await waitForEveryMemberServing(tc.cluster);
+      await waitForLeader(tc.cluster);
+      return tc;
+    } catch (err) {
+      await tc.close();
+      if (!(err instanceof PortTakenError) || attempt === clusterStartAttemptsMax) throw err;
+      console.log(`${err.message}; starting the cluster again on new ports (attempt ${attempt + 1} of ${clusterStartAttemptsMax})`);
+    }
+  }
+}
+
+/**
+ * Waits until every member serves /status. Throws PortTakenError when a
+ * member or HAProxy exited because its port was in use, and an error with
+ * the member's log tail when a member exited for another reason.
+ */
+async function waitForEveryMemberServing(cluster: LocalCluster, timeoutMs = 20_000): Promise<void> {
+  await waitFor('every member serving /status', async () => {
+    const haproxy = cluster.haproxyProcess;
+    if (haproxy && (haproxy.exitCode !== null || haproxy.signalCode !== null)) {
+      const log = readText(path.join(path.dirname(cluster.members[0]!.dataDir), 'haproxy.log'));
+      if (/Address already in use/.test(log)) throw new PortTakenError(`haproxy failed to listen on ${cluster.haproxyAddress}: the port is in use`);
+      throw new Error(`haproxy exited during start:\n${log.slice(-2000)}`);
+    }
+    for (const m of cluster.members) {
+      const child = cluster.processes.get(m.id);
+      if (child && child.exitCode === null && child.signalCode === null) continue;
+      const log = readText(m.logFile);
+      if (/EADDRINUSE/.test(log)) throw new PortTakenError(`${m.id} failed to listen on ${m.grpc} or ${m.http}: a port is in use`);
+      throw new Error(`${m.id} exited during start:${logTail(cluster, m.id)}`);
+    }
+    const all = await statuses(cluster);
+    return all.size === cluster.members.length;
+  }, timeoutMs);
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 export async function fetchStatus(httpAddress: string): Promise<MemberStatus | null> {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { renderHaproxyConfig } from '../../src/cli/haproxy-config';
 import { connectIngest, errorCode, statusCodeName, type IngestClient, type StoredMessage } from '../../src/client';
 import { cliPath, LocalCluster } from '../../src/cluster/local-cluster';
-import { fastTimingArgs, readAll, waitForLeader, type TestCluster } from '../e2e/harness';
+import { fastTimingArgs, readAll, startUntilServing, type TestCluster } from '../e2e/harness';
 
 export interface FaultClusterOptions {
   /** Start of the temp folder's name; default `replog-fault-`. */
@@ -27,6 +27,11 @@ export interface FaultClusterOptions {
 
 /** Starts a cluster like the e2e harness, with hooks around the member processes. */
 export async function startFaultCluster(options: FaultClusterOptions = {}): Promise<TestCluster> {
+  return startUntilServing(() => launchFaultCluster(options));
+}
+
+/** Starts the members and HAProxy in a new temp folder, running the hooks, without waiting for them. */
+async function launchFaultCluster(options: FaultClusterOptions): Promise<TestCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), options.dirPrefix ?? 'replog-fault-'));
   const cluster = await LocalCluster.create({
     dataDir: dir,
@@ -53,7 +58,6 @@ export async function startFaultCluster(options: FaultClusterOptions = {}): Prom
       if (!cluster.startHaproxy(config)) throw new Error('haproxy is not installed: apt-get install -y haproxy');
       target = cluster.haproxyAddress!;
     }
-    await waitForLeader(cluster);
     return { cluster, dir, target, close };
   } catch (err) {
     await close();
