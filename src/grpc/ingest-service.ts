@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
 import { ReplogError, toReplogError } from './errors';
+import { waitForDrain } from './server-stream';
 
 interface AppendRequestWire {
   readonly valueset: string;
@@ -137,16 +138,4 @@ function waitForApply(member: Member, call: grpc.ServerWritableStream<ReadReques
 
 function toWire(message: StoredMessage): MessageWire {
   return { index: message.index, valueset: message.valueset, receivedAtMs: message.receivedAtMs };
-}
-
-function waitForDrain(call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off('drain', done);
-      call.off('cancelled', done);
-      resolve();
-    };
-    call.on('drain', done);
-    call.on('cancelled', done);
-  });
 }

@@ -4,6 +4,7 @@ import type { Member } from '../node/member';
 import { latestSnapshot, snapshotChunks, SnapshotReceiver, snapshotsDirectory } from '../storage/snapshot-files';
 import { toReplogError } from './errors';
 import { decodeMessages } from './peer-codec';
+import { failStream, waitForDrain } from './server-stream';
 
 /** Size of one FetchSnapshot data chunk. */
 const fetchChunkBytes = 1024 * 1024;
@@ -138,7 +139,7 @@ async function handleFetchSnapshot(
       if (call.cancelled) return;
       const chunk = first ? { ...header, data } : { data };
       first = false;
-      if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
+      if (!call.write(chunk)) await waitForDrain(call);
     }
     if (first) call.write({ ...header, data: Buffer.alloc(0) });
     call.end();
@@ -148,11 +149,3 @@ async function handleFetchSnapshot(
   }
 }
 
-/**
- * Ends a server stream with an error status. grpc-js sends the status when the
- * stream emits 'error'; destroy(err) would close the stream without one, and
- * the client would wait for its deadline.
- */
-function failStream(call: grpc.ServerWritableStream<unknown, unknown>, code: grpc.status, details: string): void {
-  call.emit('error', { code, details });
-}
