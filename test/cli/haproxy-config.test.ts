@@ -47,6 +47,11 @@ test('servers speak h2 and check /healthz over h1', () => {
   assert.ok(config.includes('    bind 127.0.0.1:8404\n'), config);
 });
 
+test('one client connection may carry 1000 calls', () => {
+  const config = renderHaproxyConfig(threeMembers);
+  assert.ok(config.includes('    tune.h2.max-concurrent-streams 1000\n'), config);
+});
+
 test('config without stats has no stats section', () => {
   const { statsBind: _omitted, ...withoutStats } = threeMembers;
   const config = renderHaproxyConfig(withoutStats);
