@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderHaproxyConfig } from '../../src/cli/haproxy-config';
-import { connectIngest, type IngestClient } from '../../src/client';
+import { connectIngest, isRetryableAppendError, type IngestClient } from '../../src/client';
 import { LocalCluster } from '../../src/cluster/local-cluster';
 import type { MemberStatus } from '../../src/node/member';
 
@@ -224,9 +224,16 @@ export interface LoadResult {
   readonly failed: number;
 }
 
+/** Attempts of one append in appendMany, the first included. */
+const appendAttemptsMax = 5;
+const appendRetryDelayMs = 100;
+
 /**
  * Appends `count` unique valuesets `${prefix}${n}` with `concurrency` calls in
- * flight, retrying failures until `deadlineAt`; records each acknowledged index.
+ * flight until `stopAt`, and records each acknowledged index. An append that
+ * fails with a retryable error (UNAVAILABLE, say, while a leader steps down on
+ * a loaded machine) is sent again, as a client would; members store each
+ * valueset once. `failed` counts the appends that failed on every attempt.
  */
 export async function appendMany(client: IngestClient, prefix: string, count: number, concurrency: number, stopAt = Infinity): Promise<LoadResult> {
   const acknowledged = new Map<string, number>();
@@ -235,11 +242,18 @@ export async function appendMany(client: IngestClient, prefix: string, count: nu
   const worker = async (): Promise<void> => {
     while (next < count && Date.now() < stopAt) {
       const valueset = `${prefix}${next++}`;
-      try {
-        const result = await client.append(valueset, 5000);
-        acknowledged.set(valueset, result.index);
-      } catch {
-        failed++;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const result = await client.append(valueset, 5000);
+          acknowledged.set(valueset, result.index);
+          break;
+        } catch (err) {
+          if (!isRetryableAppendError(err) || attempt === appendAttemptsMax || Date.now() >= stopAt) {
+            failed++;
+            break;
+          }
+          await sleep(appendRetryDelayMs);
+        }
       }
     }
   };
