@@ -16,8 +16,14 @@ export const peerChannelOptions: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1000,
 };
 
-/** Bytes of frames queued on one Raft stream before frames are dropped; Raft resends what is lost. */
-const raftStreamBufferedBytesMax = 32 * 1024 * 1024;
+/**
+ * Bytes of frames queued on one Raft stream before frames are dropped; Raft
+ * resends what is lost. A follower catching up on large entries reaches it as
+ * well as one that stopped reading. In a catch-up of 330 MB of 60 KB entries,
+ * 128 MiB let the leader peak at 619 MB of RSS, and 32 MiB at 439 MB, with the
+ * same catch-up time.
+ */
+export const raftStreamBufferedBytesDefault = 32 * 1024 * 1024;
 /** Valuesets in one forwarded batch. */
 const forwardBatchMax = 2048;
 
@@ -59,16 +65,29 @@ export class PeerLink {
   private nextBatchId = 1;
   private flushScheduled = false;
   private droppedFrames = 0;
+  /** Frames dropped because the peer was not connected. */
+  private unsentFrames = 0;
 
   constructor(
     readonly peerId: string,
     readonly client: PeerClient,
     private readonly log: Logger,
+    private readonly raftQueuedBytesMax = raftStreamBufferedBytesDefault,
   ) {}
 
   sendFrame(payload: Buffer): void {
+    // grpc-js keeps the messages of a call until its channel connects, so
+    // frames for a peer that is down would pile up in memory. Raft resends
+    // what is lost, so they are dropped instead; asking for the state starts
+    // a connection attempt.
+    if (this.raftStream === null && this.client.getChannel().getConnectivityState(true) !== grpc.connectivityState.READY) {
+      if (this.unsentFrames++ % 1000 === 0) {
+        this.log.debug({ peerId: this.peerId, unsentFrames: this.unsentFrames }, 'peer not connected; dropping Raft frames');
+      }
+      return;
+    }
     const stream = this.raftStream ?? this.openRaftStream();
-    if (this.raftQueuedBytes > 0 && this.raftQueuedBytes + payload.byteLength > raftStreamBufferedBytesMax) {
+    if (this.raftQueuedBytes > 0 && this.raftQueuedBytes + payload.byteLength > this.raftQueuedBytesMax) {
       if (this.droppedFrames++ % 1000 === 0) {
         this.log.warn(
           { peerId: this.peerId, droppedFrames: this.droppedFrames, queuedBytes: this.raftQueuedBytes },

@@ -52,7 +52,9 @@ export class PeerTransport implements MemberTransport {
       else byPeer.set(message.to, [message]);
     }
     for (const [peerId, list] of byPeer) {
-      this.links.get(peerId)?.sendFrame(encodeMessages(list));
+      const link = this.links.get(peerId);
+      if (!link) continue;
+      for (const group of splitIntoFrames(list)) link.sendFrame(encodeMessages(group));
     }
   }
 
@@ -151,4 +153,31 @@ export class PeerTransport implements MemberTransport {
   close(): void {
     for (const link of this.links.values()) link.close();
   }
+}
+
+/**
+ * Entry data in one Raft frame before the next frame starts. One Ready can
+ * carry 16 appends of up to 4 MiB to a follower, more than the 64 MiB
+ * gRPC message limit of the peer channel.
+ */
+const frameDataBytesTarget = 8 * 1024 * 1024;
+
+/** Splits one peer's messages, in order, into groups of at most about frameDataBytesTarget bytes of entry data. */
+export function splitIntoFrames(messages: readonly Message[]): Message[][] {
+  const frames: Message[][] = [];
+  let current: Message[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    let size = 0;
+    if (message.type === 'append') for (const entry of message.entries) size += entry.data.byteLength;
+    if (current.length > 0 && bytes + size > frameDataBytesTarget) {
+      frames.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(message);
+    bytes += size;
+  }
+  if (current.length > 0) frames.push(current);
+  return frames;
 }

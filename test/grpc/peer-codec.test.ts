@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { EntryType } from '../../src/consensus/types';
 import type { Entry, Message } from '../../src/consensus/types';
 import { decodeMessages, encodeMessages } from '../../src/grpc/peer-codec';
+import { splitIntoFrames } from '../../src/grpc/peer-transport';
 
 function append(entries: Entry[]): Message {
   return { type: 'append', from: 'n1', to: 'n2', term: 3, prevLogIndex: 9, prevLogTerm: 2, entries, commit: 9 };
@@ -41,6 +42,17 @@ test('messages without entries pass unchanged', () => {
 
 test('frame that is not a list is rejected', () => {
   assert.throws(() => decodeMessages(encodeMessages({} as unknown as Message[])), /expected a list of messages/);
+});
+
+test('a full window of appends splits into frames of 8 MiB', () => {
+  const data = Buffer.alloc(4 * 1024 * 1024);
+  const appends = Array.from({ length: 16 }, (_, i) => append([{ index: i + 1, term: 3, type: EntryType.Normal, data }]));
+  const heartbeat: Message = { type: 'heartbeat', from: 'n1', to: 'n2', term: 3, commit: 9 };
+  const frames = splitIntoFrames([heartbeat, ...appends]);
+  assert.is(frames.length, 8, 'two appends of 4 MiB per frame');
+  assert.equal(frames.flat(), [heartbeat, ...appends], 'every message once, in order');
+  const small = [heartbeat, append([entry(10, 'ten')])];
+  assert.equal(splitIntoFrames(small), [small], 'small messages share one frame');
 });
 
 test.run();
