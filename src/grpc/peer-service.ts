@@ -124,7 +124,15 @@ async function handleFetchSnapshot(
   call: grpc.ServerWritableStream<{ from: string; minIndex: number }, object>,
 ): Promise<void> {
   const { from, minIndex } = call.request;
-  const snapshot = latestSnapshot(member.snapshotsDir());
+  let snapshot: ReturnType<typeof latestSnapshot>;
+  try {
+    snapshot = latestSnapshot(member.snapshotsDir());
+  } catch (err) {
+    // The handler runs detached, so a throw here would end the process.
+    log.warn({ peerId: from, err: (err as Error).message }, 'listing snapshots for a rebuilding peer failed');
+    failStream(call, grpc.status.INTERNAL, `listing snapshots failed: ${(err as Error).message}`);
+    return;
+  }
   if (!snapshot || snapshot.meta.index < minIndex) {
     member.requestSnapshot();
     log.info({ peerId: from, minIndex, snapshotIndex: snapshot?.meta.index ?? 0 }, 'no snapshot new enough for a peer; taking one');

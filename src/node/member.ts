@@ -756,10 +756,15 @@ export class Member extends EventEmitter {
     this.proposalQueue = [];
     this.proposals.rejectAll(err);
     this.appliedWaiters.rejectAll(err);
-    if (this.latestHardState !== this.persistedHardState) this.raftLog.persist([], this.latestHardState);
-    this.store.close();
-    this.raftLog.close();
-    this.emit('stopped');
+    try {
+      if (this.latestHardState !== this.persistedHardState) this.raftLog.persist([], this.latestHardState);
+      this.store.close();
+      this.raftLog.close();
+    } finally {
+      // Appends waiting for a leader listen for this; they must learn of the
+      // stop even when the last write fails on a broken disk.
+      this.emit('stopped');
+    }
     this.log.info({ appliedIndex: this.appliedIndex }, 'member stopped');
   }
 }

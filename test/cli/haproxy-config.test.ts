@@ -1,5 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -50,6 +51,35 @@ test('servers speak h2 and check /healthz over h1', () => {
 test('one client connection may carry 1000 calls', () => {
   const config = renderHaproxyConfig(threeMembers);
   assert.ok(config.includes('    tune.h2.max-concurrent-streams 1000\n'), config);
+});
+
+/** Returns a port on 127.0.0.1 that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('a second HAProxy on the same port fails to start', async () => {
+  const port = await freePort();
+  const config = renderHaproxyConfig({ ...threeMembers, bindGrpc: `127.0.0.1:${port}`, statsBind: undefined });
+  assert.ok(config.includes('    noreuseport\n'), config);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-haproxy-'));
+  const file = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(file, config);
+  const first = spawn('haproxy', ['-db', '-f', file], { stdio: 'ignore' });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.is(first.exitCode, null, 'the first HAProxy runs');
+    const second = spawnSync('haproxy', ['-db', '-f', file], { encoding: 'utf8', timeout: 5000 });
+    assert.is.not(second.status, 0, 'the second HAProxy exits with an error');
+    assert.match(`${second.stdout}${second.stderr}`, /cannot bind socket \(Address already in use\)/);
+  } finally {
+    first.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('config without stats has no stats section', () => {

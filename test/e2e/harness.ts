@@ -103,7 +103,9 @@ async function waitForEveryMemberServing(cluster: LocalCluster, timeoutMs = 20_0
       const child = cluster.processes.get(m.id);
       if (child && child.exitCode === null && child.signalCode === null) continue;
       const log = readText(m.logFile);
-      if (/EADDRINUSE/.test(log)) throw new PortTakenError(`${m.id} failed to listen on ${m.grpc} or ${m.http}: a port is in use`);
+      if (/EADDRINUSE/.test(log)) {
+        throw new PortTakenError(`${m.id} failed to listen on ${m.grpc} or ${m.http}: a port is in use${logTail(cluster, m.id, 3)}`);
+      }
       throw new Error(`${m.id} exited during start:${logTail(cluster, m.id)}`);
     }
     const all = await statuses(cluster);
