@@ -61,6 +61,12 @@ export class RaftLog {
   private releasedTerms: TermRun[] = [];
   /** Bytes of data of `entries`. */
   private entryBytes = 0;
+  /**
+   * Entries at the front of `entries` that release() has summed, and their
+   * bytes, so no entry is summed twice; zero after the front changes.
+   */
+  private scannedCount = 0;
+  private scannedBytes = 0;
 
   constructor(
     restored: RestoredState,
@@ -315,9 +321,14 @@ export class RaftLog {
     let count = releasable - this.cache.keepMax;
     if (count < Math.max(1, this.cache.keepMax / 4)) count = 0;
     if (this.entryBytes > this.cache.keepBytesMax) {
-      let freed = dataBytes(this.entries, count);
       const goal = this.entryBytes - (this.cache.keepBytesMax * 3) / 4;
-      while (freed < goal && count < releasable) freed += (this.entries[count++] as Entry).data.byteLength;
+      while (this.scannedBytes < goal && this.scannedCount < releasable) {
+        this.scannedBytes += (this.entries[this.scannedCount++] as Entry).data.byteLength;
+      }
+      // Entries not yet applied or persisted may hold most of the bytes, so
+      // the goal can be out of reach. Then entries go only once a quarter of
+      // the bound can, so that the splice below stays rare.
+      if (this.scannedBytes >= goal || this.scannedBytes >= this.cache.keepBytesMax / 4) count = Math.max(count, this.scannedCount);
     }
     if (count <= 0) return;
     let bytes = 0;
@@ -330,6 +341,12 @@ export class RaftLog {
     this.entries.splice(0, count);
     this.entryBytes -= bytes;
     this.releasedIndex += count;
+    this.resetScan();
+  }
+
+  private resetScan(): void {
+    this.scannedCount = 0;
+    this.scannedBytes = 0;
   }
 
   /** Returns the term of a dropped entry, from the last run that starts at or before it. */
@@ -362,6 +379,7 @@ export class RaftLog {
     });
     this.entries = [];
     this.entryBytes = 0;
+    this.resetScan();
     this.logStartMeta = snapshot;
     this.snapshotMeta = snapshot;
     this.persistedIndexValue = snapshot.index;
@@ -392,6 +410,7 @@ export class RaftLog {
     if (startIndex >= this.releasedIndex) {
       this.entries = this.entries.slice(startIndex - this.releasedIndex);
       this.entryBytes = dataBytes(this.entries);
+      this.resetScan();
       this.releasedIndex = startIndex;
       this.releasedTerms = [];
     } else {
