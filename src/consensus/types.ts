@@ -207,6 +207,8 @@ export interface RaftConfig {
   /**
    * Bytes of entry data in memory above which applied entries are dropped
    * even within `entryCacheMax`, so large entries do not fill the memory.
+   * NOTE: entries not yet applied or persisted always stay, so a follower
+   * far behind can hold more than this until it applies them.
    */
   readonly entryCacheBytesMax?: number;
 }
