@@ -7,6 +7,7 @@ import type { Member, MemberTransport } from '../node/member';
 import type { AppendResult } from '../node/waiters';
 import { fileSha256, latestSnapshot, snapshotChunks, type LocalSnapshot } from '../storage/snapshot-files';
 import { errors } from './errors';
+import { splitBySize } from '../util/split-by-size';
 import { encodeMessages } from './peer-codec';
 import { PeerLink, peerChannelOptions } from './peer-link';
 
@@ -164,20 +165,12 @@ const frameDataBytesTarget = 8 * 1024 * 1024;
 
 /** Splits one peer's messages, in order, into groups of at most about frameDataBytesTarget bytes of entry data. */
 export function splitIntoFrames(messages: readonly Message[]): Message[][] {
-  const frames: Message[][] = [];
-  let current: Message[] = [];
+  return splitBySize(messages, entryDataBytes, frameDataBytesTarget);
+}
+
+function entryDataBytes(message: Message): number {
+  if (message.type !== 'append') return 0;
   let bytes = 0;
-  for (const message of messages) {
-    let size = 0;
-    if (message.type === 'append') for (const entry of message.entries) size += entry.data.byteLength;
-    if (current.length > 0 && bytes + size > frameDataBytesTarget) {
-      frames.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(message);
-    bytes += size;
-  }
-  if (current.length > 0) frames.push(current);
-  return frames;
+  for (const entry of message.entries) bytes += entry.data.byteLength;
+  return bytes;
 }

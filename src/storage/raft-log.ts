@@ -21,6 +21,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Entry, EntryType, HardState, SnapshotMeta } from '../consensus/types';
+import { splitBySize } from '../util/split-by-size';
 import { fsyncDirectorySync, makeDirectoryDurablySync } from './durable-fs';
 import {
   decodeEntryBatch,
@@ -49,21 +50,7 @@ export const raftLogRowBytesMax = 1024 * 1024;
 
 /** Splits consecutive entries into runs whose encoding fits in one row. */
 function splitIntoRows(entries: readonly Entry[]): Entry[][] {
-  const rows: Entry[][] = [];
-  let row: Entry[] = [];
-  let rowBytes = 0;
-  for (const entry of entries) {
-    const entryBytes = encodedEntryBytes(entry);
-    if (row.length > 0 && rowBytes + entryBytes > raftLogRowBytesMax) {
-      rows.push(row);
-      row = [];
-      rowBytes = 0;
-    }
-    row.push(entry);
-    rowBytes += entryBytes;
-  }
-  if (row.length > 0) rows.push(row);
-  return rows;
+  return splitBySize(entries, encodedEntryBytes, raftLogRowBytesMax);
 }
 
 export class SqliteRaftLog implements RaftLogStore {

@@ -14,6 +14,18 @@ import { sleep, startCluster, type TestCluster } from '../e2e/harness';
 
 let tc: TestCluster;
 
+/** Returns a pino logger at `level` and the JSON lines it writes. */
+function capturedLog(level: string): { lines: string[]; log: pino.Logger } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, log: pino({ level }, sink) };
+}
+
 test.before(async () => {
   tc = await startCluster({ size: 1 });
 });
@@ -26,14 +38,7 @@ test.after(async () => {
 const capBytes = 32 * 1024 * 1024;
 
 test('Raft stream drops frames above its byte cap', async () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  const log = pino({ level: 'warn' }, sink);
+  const { lines, log } = capturedLog('warn');
   const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
   const client = new Peer(tc.cluster.member('n1').grpc, grpc.credentials.createInsecure(), peerChannelOptions);
   const link = new PeerLink('n1', client as unknown as ConstructorParameters<typeof PeerLink>[1], log, capBytes);
@@ -66,14 +71,7 @@ test('frames for an unconnected peer are not queued', async () => {
   const silent = net.createServer((socket) => sockets.push(socket));
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const port = (silent.address() as net.AddressInfo).port;
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  const log = pino({ level: 'debug' }, sink);
+  const { lines, log } = capturedLog('debug');
   const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
   const client = new Peer(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), peerChannelOptions);
   const link = new PeerLink('n9', client as unknown as ConstructorParameters<typeof PeerLink>[1], log, 4 * 1024 * 1024);
