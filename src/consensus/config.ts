@@ -28,6 +28,9 @@ export function validateRaftConfig(config: RaftConfig): void {
   if (config.entryCacheMax !== undefined && (!Number.isInteger(config.entryCacheMax) || config.entryCacheMax < 0)) {
     throw new RangeError(`invalid entryCacheMax ${config.entryCacheMax}: must be an integer of at least 0`);
   }
+  if (config.inflightBytesMax !== undefined && (!Number.isInteger(config.inflightBytesMax) || config.inflightBytesMax < 1)) {
+    throw new RangeError(`invalid inflightBytesMax ${config.inflightBytesMax}: must be a positive integer`);
+  }
   if (config.entryCacheBytesMax !== undefined && (!Number.isInteger(config.entryCacheBytesMax) || config.entryCacheBytesMax < 0)) {
     throw new RangeError(`invalid entryCacheBytesMax ${config.entryCacheBytesMax}: must be an integer of at least 0`);
   }

@@ -9,7 +9,8 @@ export type ProgressState = PeerProgress['state'];
  * - probe: the leader does not know where the logs match. It sends one append
  *   and waits for the reply, or for a heartbeat response, before the next.
  * - replicate: the logs match up to matchIndex. Appends are pipelined, up to
- *   inflightMax in flight, and nextIndex moves ahead as they are sent.
+ *   inflightMax in flight and inflightBytesMax bytes of entry data, and
+ *   nextIndex moves ahead as they are sent.
  * - snapshot: the entries the follower needs are compacted. A snapshot message
  *   is on its way, and nothing more is sent until it is acknowledged or times out.
  */
@@ -30,11 +31,15 @@ export class Progress {
   commitSent = 0;
   /** Last entry index of each append in flight, oldest first. */
   private inflight: number[] = [];
+  /** Bytes of entry data of each append in flight, in the order of `inflight`. */
+  private inflightSizes: number[] = [];
+  private inflightBytes = 0;
 
   constructor(
     readonly id: NodeId,
     nextIndex: number,
     private readonly inflightMax: number,
+    private readonly inflightBytesMax = Infinity,
   ) {
     this.nextIndex = nextIndex;
   }
@@ -44,7 +49,7 @@ export class Progress {
       case 'probe':
         return this.probeSent;
       case 'replicate':
-        return this.inflight.length >= this.inflightMax;
+        return this.inflight.length >= this.inflightMax || (this.inflight.length > 0 && this.inflightBytes >= this.inflightBytesMax);
       case 'snapshot':
         return true;
     }
@@ -90,8 +95,8 @@ export class Progress {
     this.probeSent = false;
   }
 
-  /** Records an append sent with entries up to `lastIndex` (none when lastIndex is null). */
-  recordSent(lastIndex: number | null, commit: number): void {
+  /** Records an append sent with entries up to `lastIndex` (none when lastIndex is null) and `bytes` of entry data. */
+  recordSent(lastIndex: number | null, commit: number, bytes = 0): void {
     this.commitSent = Math.max(this.commitSent, commit);
     if (this.state === 'probe') {
       this.probeSent = true;
@@ -105,6 +110,8 @@ export class Progress {
     });
     this.nextIndex = lastIndex + 1;
     this.inflight.push(lastIndex);
+    this.inflightSizes.push(bytes);
+    this.inflightBytes += bytes;
   }
 
   /**
@@ -140,8 +147,14 @@ export class Progress {
 
   private freeInflightTo(index: number): void {
     let count = 0;
-    while (count < this.inflight.length && (this.inflight[count] as number) <= index) count += 1;
-    if (count > 0) this.inflight.splice(0, count);
+    while (count < this.inflight.length && (this.inflight[count] as number) <= index) {
+      this.inflightBytes -= this.inflightSizes[count] as number;
+      count += 1;
+    }
+    if (count > 0) {
+      this.inflight.splice(0, count);
+      this.inflightSizes.splice(0, count);
+    }
   }
 
   private resetFlow(): void {
@@ -149,5 +162,7 @@ export class Progress {
     this.ticksInSnapshot = 0;
     this.heartbeatsWithoutProgress = 0;
     this.inflight = [];
+    this.inflightSizes = [];
+    this.inflightBytes = 0;
   }
 }

@@ -34,7 +34,7 @@ export class Replication {
     lastIndex: number,
   ) {
     for (const id of config.peers) {
-      if (id !== config.id) this.peers.set(id, new Progress(id, lastIndex + 1, config.inflightAppendsMax));
+      if (id !== config.id) this.peers.set(id, new Progress(id, lastIndex + 1, config.inflightAppendsMax, config.inflightBytesMax));
     }
   }
 
@@ -154,7 +154,9 @@ export class Replication {
       // that was lost shows in heartbeat replies, which then probe again.
       const commitOnly = last === undefined && progress.state === 'replicate';
       out.push(commitOnly ? { ...append, noReply: true } : append);
-      progress.recordSent(last === undefined ? null : last.index, log.commitIndex);
+      let bytes = 0;
+      for (const entry of entries) bytes += entry.data.byteLength;
+      progress.recordSent(last === undefined ? null : last.index, log.commitIndex, bytes);
       if (last === undefined || progress.state !== 'replicate') return;
     }
   }

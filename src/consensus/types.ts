@@ -193,6 +193,11 @@ export interface RaftConfig {
   readonly appendBytesMax: number;
   /** AppendRequests in flight per follower before the leader waits for replies. */
   readonly inflightAppendsMax: number;
+  /**
+   * Bytes of entry data in flight per follower before the leader waits for
+   * replies; one append may exceed it. No bound when not set.
+   */
+  readonly inflightBytesMax?: number;
   /** Seeded source of uniform numbers in [0, 1). */
   readonly random: () => number;
   readonly logger?: CoreLogger;

@@ -31,6 +31,11 @@ const appendBytesMax = 4 * 1024 * 1024;
 /** Pipelined AppendEntries per follower; more only add queueing delay. */
 const inflightAppendsMax = 16;
 /**
+ * Entry data in flight per follower: half the Raft stream's queue cap in
+ * peer-link.ts, so a full window leaves room there for probes and heartbeats.
+ */
+const inflightBytesMax = 16 * 1024 * 1024;
+/**
  * Applied entries whose data the core keeps in memory. Older entries, up to
  * a snapshot's worth, are read back from raft.db for a follower that needs them.
  * NOTE: those reads run on the event loop, up to appendBytesMax per append.
@@ -124,6 +129,7 @@ export class Member extends EventEmitter {
         appendEntriesMax,
         appendBytesMax,
         inflightAppendsMax,
+        inflightBytesMax,
         random: seededRandom(),
         logger: log,
         entryReader: { read: (fromIndex, toIndex, bytesMax) => this.raftLog.readEntries(fromIndex, toIndex, bytesMax) },

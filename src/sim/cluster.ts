@@ -22,6 +22,8 @@ export interface CoreSettings {
   readonly entryCacheMax?: number;
   /** Bytes of entry data in memory with an entry cache; undefined takes the core's default. */
   readonly entryCacheBytesMax?: number;
+  /** Bytes of entry data in flight per follower; undefined sets no bound. */
+  readonly inflightBytesMax?: number;
 }
 
 export const CORE_SETTINGS_DEFAULT: CoreSettings = {

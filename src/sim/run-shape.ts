@@ -129,11 +129,14 @@ export function drawRunShape(seed: number): RunShape {
   // Also after everything else. Byte bounds of 0 to 64 drop applied entries
   // at once or after a few, whatever the value of entryCacheMax.
   const entryCacheBytesMax = rng.pick([undefined, 0, 16, 64]);
+  // Then a byte bound on the appends in flight, of 1 to 64 bytes of entry data.
+  const inflightBytesMax = rng.pick([undefined, 1, 8, 64]);
   let shaped = cluster;
   if (entryCacheMax !== undefined) {
     const core = entryCacheBytesMax === undefined ? { ...cluster.core, entryCacheMax } : { ...cluster.core, entryCacheMax, entryCacheBytesMax };
     shaped = { ...cluster, core };
   }
+  if (inflightBytesMax !== undefined) shaped = { ...shaped, core: { ...shaped.core, inflightBytesMax } };
   return { profile, cluster: shaped, rates: { ...rates, ...rateOverrides } };
 }
 
@@ -144,7 +147,7 @@ export function describeRunShape(shape: RunShape): string {
   return [
     `profile=${shape.profile} members=${cluster.memberCount}`,
     `preVote=${core.preVote} checkQuorum=${core.checkQuorum}`,
-    `heartbeat=${core.heartbeatIntervalTicks} appendMax=${core.appendEntriesMax} inflight=${core.inflightAppendsMax} entryCache=${core.entryCacheMax ?? 'all'}/${core.entryCacheBytesMax ?? 'default'}B`,
+    `heartbeat=${core.heartbeatIntervalTicks} appendMax=${core.appendEntriesMax} inflight=${core.inflightAppendsMax}/${core.inflightBytesMax ?? 'any'}B entryCache=${core.entryCacheMax ?? 'all'}/${core.entryCacheBytesMax ?? 'default'}B`,
     `loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} late=${faults.lateRate.toFixed(2)}`,
     `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} newLeaderCrash=${cluster.newLeaderCrashRate ?? 0}`,
     `leaderCommitCrash=${cluster.leaderCommitCrashRate ?? 0} down=${rates.downTicksMax}`,
