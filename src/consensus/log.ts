@@ -63,7 +63,7 @@ export class RaftLog {
   private entryBytes = 0;
   /**
    * Entries at the front of `entries` that release() has summed, and their
-   * bytes, so no entry is summed twice; zero after the front changes.
+   * bytes, so no entry is summed twice. Both are zero after the front changes.
    */
   private scannedCount = 0;
   private scannedBytes = 0;
@@ -325,7 +325,7 @@ export class RaftLog {
       while (this.scannedBytes < goal && this.scannedCount < releasable) {
         this.scannedBytes += (this.entries[this.scannedCount++] as Entry).data.byteLength;
       }
-      // Entries not yet applied or persisted may hold most of the bytes, so
+      // Entries not yet applied or persisted may take up most of the bytes, so
       // the goal can be out of reach. Then entries go only once a quarter of
       // the bound can, so that the splice below stays rare.
       if (this.scannedBytes >= goal || this.scannedBytes >= this.cache.keepBytesMax / 4) count = Math.max(count, this.scannedCount);
@@ -467,9 +467,9 @@ export class RaftLog {
   }
 }
 
-/** Returns the bytes of data of the first `count` entries, or of all of them. */
-function dataBytes(entries: readonly Entry[], count = entries.length): number {
+/** Returns the bytes of data of `entries`. */
+export function dataBytes(entries: readonly Entry[]): number {
   let bytes = 0;
-  for (let i = 0; i < count; i += 1) bytes += (entries[i] as Entry).data.byteLength;
+  for (const entry of entries) bytes += entry.data.byteLength;
   return bytes;
 }

@@ -1,4 +1,4 @@
-import type { RaftLog } from './log';
+import { dataBytes, type RaftLog } from './log';
 import { Progress } from './progress';
 import type { AppendRequest, AppendResponse, Message, NodeId, PeerProgress, RaftConfig } from './types';
 
@@ -154,9 +154,7 @@ export class Replication {
       // that was lost shows in heartbeat replies, which then probe again.
       const commitOnly = last === undefined && progress.state === 'replicate';
       out.push(commitOnly ? { ...append, noReply: true } : append);
-      let bytes = 0;
-      for (const entry of entries) bytes += entry.data.byteLength;
-      progress.recordSent(last === undefined ? null : last.index, log.commitIndex, bytes);
+      progress.recordSent(last === undefined ? null : last.index, log.commitIndex, dataBytes(entries));
       if (last === undefined || progress.state !== 'replicate') return;
     }
   }

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { loadReplogPackage } from '../client/proto';
+import { dataBytes } from '../consensus/log';
 import type { Message } from '../consensus/types';
 import type { PeerAddress } from '../node/config';
 import type { Member, MemberTransport } from '../node/member';
@@ -169,8 +170,5 @@ export function splitIntoFrames(messages: readonly Message[]): Message[][] {
 }
 
 function entryDataBytes(message: Message): number {
-  if (message.type !== 'append') return 0;
-  let bytes = 0;
-  for (const entry of message.entries) bytes += entry.data.byteLength;
-  return bytes;
+  return message.type === 'append' ? dataBytes(message.entries) : 0;
 }

@@ -193,7 +193,7 @@ test('dropped entries keep terms after compaction', () => {
   assert.equal(log.slice(8, 10, 1000).map((e) => e.term), [4]);
 });
 
-test('entry cache byte bound drops applied entries within keepMax', () => {
+test('byte bound drops applied entries', () => {
   const stored = Array.from({ length: 10 }, (_, i) => sized(i + 1, 10));
   const reader = recordingReader(stored);
   const restored: RestoredState = { ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 10 }, entries: stored, appliedIndex: 10 };
@@ -205,7 +205,7 @@ test('entry cache byte bound drops applied entries within keepMax', () => {
   assert.equal(reader.reads, [[1, 7]]);
 });
 
-test('entry cache byte bound keeps unapplied entries', () => {
+test('byte bound keeps unapplied entries', () => {
   const reader = recordingReader([]);
   const log = new RaftLog({ ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 0 } }, { reader, keepMax: 100, keepBytesMax: 40 });
   log.append(Array.from({ length: 10 }, (_, i) => sized(i + 1, 10)));

@@ -233,9 +233,9 @@ const appendRetryDelayMs = 100;
 /**
  * Appends `count` unique valuesets `${prefix}${n}` with `concurrency` calls in
  * flight until `stopAt`, and records each acknowledged index. An append that
- * fails with a retryable error (UNAVAILABLE, say, while a leader steps down on
- * a loaded machine) is sent again, as a client would; members store each
- * valueset once. `failed` counts the appends that failed on every attempt.
+ * fails with a retryable error is sent again, as a client would, because a
+ * leader can step down on a loaded machine. Members store each valueset once.
+ * `failed` counts the appends that failed on every attempt.
  */
 export async function appendMany(client: IngestClient, prefix: string, count: number, concurrency: number, stopAt = Infinity): Promise<LoadResult> {
   const acknowledged = new Map<string, number>();
