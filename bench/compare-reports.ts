@@ -1,6 +1,9 @@
 // Print two load reports (`--json` output of `replog bench` and of
 // bench/etcd-load.ts), each in full and then side by side with their ratio:
 //   node dist/bench/compare-reports.js replog.json etcd.json
+// With one pair per round of alternating runs, print each round's table and
+// then the medians over the rounds:
+//   node dist/bench/compare-reports.js replog-1.json etcd-1.json replog-2.json etcd-2.json ...
 import * as fs from 'node:fs';
 import { formatLoadReport, type LoadReport } from '../src/client/load/load-report';
 
@@ -49,24 +52,79 @@ export function compareReports(left: LoadReport, right: LoadReport): string {
     const ratio = a === null || b === null || b === 0 ? null : a / b;
     return [row.label, formatNumber(a), formatNumber(b), ratio === null ? 'n/a' : ratio.toFixed(2)];
   });
-  const table = [header, ...body];
-  const widths = header.map((_, column) => Math.max(...table.map((cells) => cells[column]?.length ?? 0)));
-  return table
-    .map((cells) => cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  '))
-    .join('\n');
+  return formatTable([header, ...body]);
+}
+
+/** Returns the median of `values`, the mean of the middle two for an even count; null when empty. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length % 2 === 1) return sorted[middle] as number;
+  return ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+export interface ReportPair {
+  readonly left: LoadReport;
+  readonly right: LoadReport;
+}
+
+/**
+ * Renders the medians over rounds of each side's value and of the ratio
+ * left / right within each round, with the lowest and highest ratio. A ratio
+ * within a round cancels the drift of a machine whose speed changes between rounds.
+ */
+export function compareRounds(pairs: readonly ReportPair[]): string {
+  const first = pairs[0];
+  if (first === undefined) throw new RangeError('invalid pairs: expected at least one pair of reports, got none');
+  const leftName = String(first.left.settings['system'] ?? 'left');
+  const rightName = String(first.right.settings['system'] ?? 'right');
+  const header = ['', leftName, rightName, `${leftName}/${rightName}`, 'lowest-highest'];
+  const body = rows.map((row) => {
+    const lefts: number[] = [];
+    const rights: number[] = [];
+    const ratios: number[] = [];
+    for (const { left, right } of pairs) {
+      const a = row.value(left);
+      const b = row.value(right);
+      if (a !== null) lefts.push(a);
+      if (b !== null) rights.push(b);
+      if (a !== null && b !== null && b !== 0) ratios.push(a / b);
+    }
+    const ratio = median(ratios);
+    const range = ratios.length === 0 ? 'n/a' : `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}`;
+    return [row.label, formatNumber(median(lefts)), formatNumber(median(rights)), ratio === null ? 'n/a' : ratio.toFixed(2), range];
+  });
+  return formatTable([header, ...body]);
+}
+
+function formatTable(table: readonly string[][]): string {
+  const columns = Math.max(...table.map((cells) => cells.length));
+  const widths = Array.from({ length: columns }, (_, column) => Math.max(...table.map((cells) => cells[column]?.length ?? 0)));
+  return table.map((cells) => cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  ')).join('\n');
 }
 
 if (require.main === module) {
-  const [leftFile, rightFile] = process.argv.slice(2);
-  if (leftFile === undefined || rightFile === undefined) {
-    process.stderr.write('usage: node dist/bench/compare-reports.js LEFT.json RIGHT.json\n');
+  const files = process.argv.slice(2);
+  if (files.length < 2 || files.length % 2 !== 0) {
+    process.stderr.write(
+      `usage: node dist/bench/compare-reports.js LEFT.json RIGHT.json [LEFT.json RIGHT.json ...]; got ${files.length} files, expected an even number of at least 2\n`,
+    );
     process.exitCode = 2;
   } else {
-    const left = readReport(leftFile);
-    const right = readReport(rightFile);
-    for (const report of [left, right]) {
-      process.stdout.write(`\n== ${String(report.settings['system'])}\n${formatLoadReport(report)}`);
+    const pairs: ReportPair[] = [];
+    for (let i = 0; i < files.length; i += 2) {
+      pairs.push({ left: readReport(files[i] as string), right: readReport(files[i + 1] as string) });
     }
-    process.stdout.write(`\n${compareReports(left, right)}\n`);
+    pairs.forEach(({ left, right }, i) => {
+      const round = pairs.length > 1 ? ` (round ${i + 1} of ${pairs.length})` : '';
+      for (const report of [left, right]) {
+        process.stdout.write(`\n== ${String(report.settings['system'])}${round}\n${formatLoadReport(report)}`);
+      }
+      process.stdout.write(`\n${compareReports(left, right)}\n`);
+    });
+    if (pairs.length > 1) {
+      process.stdout.write(`\n== median of ${pairs.length} rounds\n${compareRounds(pairs)}\n`);
+    }
   }
 }

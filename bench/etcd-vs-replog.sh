@@ -16,7 +16,10 @@
 # VALUE_BYTES [100], CONNECTIONS [3], BASE_PORT, first of 40 ports [42000],
 # KEEP_WORKDIR=1 keeps data, logs and JSON reports, SYSTEMS=etcd or
 # SYSTEMS=replog runs one system only ["etcd replog"], MEMBER_NODE_FLAGS, extra
-# node flags for each replog member, such as "--cpu-prof --cpu-prof-dir=DIR" [].
+# node flags for each replog member, such as "--cpu-prof --cpu-prof-dir=DIR" [],
+# ROUNDS, runs of each system, alternating which goes first [1]. With more than
+# one round, the report ends with the median of each figure and of the ratios
+# within each round. A ratio within a round cancels a drift of the machine's speed.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +34,7 @@ CONNECTIONS=${CONNECTIONS:-3}
 BASE_PORT=${BASE_PORT:-42000}
 SYSTEMS=${SYSTEMS:-etcd replog}
 MEMBER_NODE_FLAGS=${MEMBER_NODE_FLAGS:-}
+ROUNDS=${ROUNDS:-1}
 # Time a cluster gets to elect a leader and serve, and a process to exit on SIGTERM.
 READY_TIMEOUT_S=30
 STOP_TIMEOUT_S=15
@@ -117,6 +121,11 @@ ensure_tools() {
   fi
 }
 
+# Removes a finished run's data unless KEEP_WORKDIR=1, because the rounds of a long run add up.
+remove_data() {
+  if [[ "${KEEP_WORKDIR:-0}" != 1 ]]; then rm -rf "$1"; fi
+}
+
 comma_join() {
   local IFS=,
   printf '%s' "$*"
@@ -134,7 +143,7 @@ run_etcd() {
   done
   for i in 1 2 3; do
     local client_url=http://127.0.0.1:$((BASE_PORT + i)) peer_url=http://127.0.0.1:$((BASE_PORT + 10 + i))
-    start_logged "$workdir/etcd-e$i.log" etcd --name "e$i" --data-dir "$workdir/etcd/e$i" \
+    start_logged "$workdir/etcd-$round-e$i.log" etcd --name "e$i" --data-dir "$workdir/etcd-$round/e$i" \
       --listen-client-urls "$client_url" --advertise-client-urls "$client_url" \
       --listen-peer-urls "$peer_url" --initial-advertise-peer-urls "$peer_url" \
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token replog-bench \
@@ -148,12 +157,13 @@ run_etcd() {
     printf 'backend etcd_members\n    balance roundrobin\n'
     for i in 1 2 3; do printf '    server e%s 127.0.0.1:%s check inter 1s\n' "$i" $((BASE_PORT + i)); done
   } >"$workdir/haproxy-etcd.cfg"
-  start_logged "$workdir/haproxy-etcd.log" haproxy -f "$workdir/haproxy-etcd.cfg"
+  start_logged "$workdir/haproxy-etcd-$round.log" haproxy -f "$workdir/haproxy-etcd.cfg"
   wait_until "etcd cluster" env ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health
   log "etcd: 3 members ready (pids ${pids[*]}); measuring for ${DURATION_S} s after ${WARMUP_S} s warm-up"
   node dist/bench/etcd-load.js --target "127.0.0.1:$lb" --connections "$CONNECTIONS" \
-    "${load_flags[@]}" --pids "$(comma_join "${pids[@]}")" >"$workdir/etcd.json"
+    "${load_flags[@]}" --pids "$(comma_join "${pids[@]}")" >"$workdir/etcd-$round.json"
   stop_started
+  remove_data "$workdir/etcd-$round"
 }
 
 run_replog() {
@@ -164,8 +174,8 @@ run_replog() {
   done
   for i in 1 2 3; do
     # shellcheck disable=SC2086 # MEMBER_NODE_FLAGS holds several flags
-    start_logged "$workdir/replog-n$i.log" node $MEMBER_NODE_FLAGS dist/src/cli/main.js node --id "n$i" \
-      --data "$workdir/replog/n$i" --grpc "127.0.0.1:$((BASE_PORT + 20 + i))" \
+    start_logged "$workdir/replog-$round-n$i.log" node $MEMBER_NODE_FLAGS dist/src/cli/main.js node --id "n$i" \
+      --data "$workdir/replog-$round/n$i" --grpc "127.0.0.1:$((BASE_PORT + 20 + i))" \
       --http "127.0.0.1:$((BASE_PORT + 30 + i))" --peers "$peers"
     pids+=("$!")
   done
@@ -173,38 +183,58 @@ run_replog() {
     const [bindGrpc, members] = process.argv.slice(1);
     process.stdout.write(renderHaproxyConfig({ bindGrpc, members: JSON.parse(members) }));' \
     "127.0.0.1:$lb" "[$members_json]" >"$workdir/haproxy-replog.cfg"
-  start_logged "$workdir/haproxy-replog.log" haproxy -f "$workdir/haproxy-replog.cfg"
+  start_logged "$workdir/haproxy-replog-$round.log" haproxy -f "$workdir/haproxy-replog.cfg"
   for i in 1 2 3; do
     wait_until "replog member n$i" http_ok "http://127.0.0.1:$((BASE_PORT + 30 + i))/readyz"
   done
   log "replog: 3 members ready (pids ${pids[*]}); measuring for ${DURATION_S} s after ${WARMUP_S} s warm-up"
   node dist/src/cli/main.js bench --target "127.0.0.1:$lb" --mode unary \
-    "${load_flags[@]}" --pids "$(comma_join "${pids[@]}")" >"$workdir/replog.json"
+    "${load_flags[@]}" --pids "$(comma_join "${pids[@]}")" >"$workdir/replog-$round.json"
   stop_started
+  remove_data "$workdir/replog-$round"
 }
 
 main() {
+  if ! [[ "$ROUNDS" =~ ^[1-9][0-9]{0,2}$ ]]; then
+    log "invalid ROUNDS \"$ROUNDS\": expected an integer from 1 to 999"
+    exit 2
+  fi
   ensure_tools
   local port
   for port in $(seq "$BASE_PORT" $((BASE_PORT + 39))); do require_free_port "$port"; done
   log "work directory: $workdir"
-  local system
+  local system systems round
   for system in $SYSTEMS; do
     case "$system" in
-      etcd) run_etcd ;;
-      replog) run_replog ;;
+      etcd | replog) ;;
       *) log "unknown system \"$system\" in SYSTEMS: expected etcd and/or replog"; exit 2 ;;
     esac
+  done
+  # Even rounds run the systems in reverse order, so neither always goes first.
+  for round in $(seq 1 "$ROUNDS"); do
+    systems=$SYSTEMS
+    if ((round % 2 == 0)); then systems=$(printf '%s\n' $SYSTEMS | tac | tr '\n' ' '); fi
+    for system in $systems; do
+      if ((ROUNDS > 1)); then log "round $round of $ROUNDS: $system"; fi
+      "run_$system"
+    done
   done
   printf 'machine: %s, %s CPUs; node %s; %s\n' \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" "$(nproc)" \
     "$(node --version)" "$(etcd --version | head -n1)"
-  if [[ -f "$workdir/replog.json" && -f "$workdir/etcd.json" ]]; then
-    node dist/bench/compare-reports.js "$workdir/replog.json" "$workdir/etcd.json"
+  local reports=()
+  for round in $(seq 1 "$ROUNDS"); do
+    for system in replog etcd; do
+      [[ -f "$workdir/$system-$round.json" ]] && reports+=("$workdir/$system-$round.json")
+    done
+  done
+  if [[ -f "$workdir/replog-1.json" && -f "$workdir/etcd-1.json" ]]; then
+    node dist/bench/compare-reports.js "${reports[@]}"
   else
     node -e 'const { formatLoadReport } = require("./dist/src/client/load/load-report.js");
-      const report = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-      process.stdout.write(formatLoadReport(report));' "$workdir"/*.json
+      for (const file of process.argv.slice(1)) {
+        process.stdout.write(formatLoadReport(JSON.parse(require("fs").readFileSync(file, "utf8"))));
+      }' "${reports[@]}"
   fi
 }
 
