@@ -2,12 +2,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
-import { ReplogError, toReplogError } from './errors';
+import { decodeAppendRequest, type AppendRequestWire } from './append-request';
+import { errors, ReplogError, toReplogError } from './errors';
 import { waitForDrain } from './server-stream';
-
-interface AppendRequestWire {
-  readonly valueset: string;
-}
 interface ReadRequestWire {
   readonly fromIndex: number;
   readonly limit: number;
@@ -24,10 +21,39 @@ const streamInflightMax = 8192;
 /** Rows read from SQLite per step of a Read stream. */
 const readPageSize = 1000;
 
-/** Handlers of the public Ingest service (contract: proto/replog.proto). */
-export function ingestServiceHandlers(member: Member, log: Logger): grpc.UntypedServiceImplementation {
+/**
+ * Returns the Ingest service definition with the strict AppendRequest decoder
+ * of append-request.ts in place of the proto loader's.
+ */
+export function ingestServiceDefinition(loaded: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...loaded };
+  for (const name of ['Append', 'AppendStream']) {
+    const method = definition[name];
+    if (!method) throw new Error(`the Ingest service has no ${name} method; check proto/replog.proto`);
+    definition[name] = { ...method, requestDeserialize: decodeAppendRequest };
+  }
+  return definition as grpc.ServiceDefinition;
+}
+
+/**
+ * Handlers of the public Ingest service (contract: proto/replog.proto). When
+ * `shutdown` aborts, open streams end with UNAVAILABLE, so that clients retry
+ * on another member: an AppendStream stops reading requests and ends once the
+ * appends it read have their replies, and a Read stream ends at once.
+ */
+export function ingestServiceHandlers(
+  member: Member,
+  log: Logger,
+  shutdown: AbortSignal = new AbortController().signal,
+): grpc.UntypedServiceImplementation {
+  const streams = new ShutdownListeners(shutdown);
   return {
     Append: (call: grpc.ServerUnaryCall<AppendRequestWire, object>, callback: grpc.sendUnaryData<object>) => {
+      const invalid = call.request.invalid;
+      if (invalid) {
+        callback({ code: invalid.code, details: invalid.message });
+        return;
+      }
       member.append(call.request.valueset).then(
         (result) => callback(null, { index: result.index, duplicate: result.duplicate }),
         (err: unknown) => {
@@ -36,11 +62,13 @@ export function ingestServiceHandlers(member: Member, log: Logger): grpc.Untyped
         },
       );
     },
-    AppendStream: (call: grpc.ServerDuplexStream<AppendRequestWire, object>) => handleAppendStream(member, call),
+    AppendStream: (call: grpc.ServerDuplexStream<AppendRequestWire, object>) => handleAppendStream(member, call, streams),
     Read: (call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>) => {
-      handleRead(member, call).catch((err: unknown) => {
+      handleRead(member, call, streams).catch((err: unknown) => {
         const error = toReplogError(err);
-        log.warn({ err: error.message, code: error.code }, 'read stream failed');
+        // Bad requests and shutdown are expected; only an internal error is worth a warning.
+        const level = error.code === grpc.status.INTERNAL ? 'warn' : 'debug';
+        log[level]({ err: error.message, code: error.code }, 'read stream failed');
         // An 'error' event ends the call with this status; destroy() would
         // close the stream and leave the client without one.
         if (!call.cancelled) call.emit('error', { code: error.code, details: error.message });
@@ -49,14 +77,58 @@ export function ingestServiceHandlers(member: Member, log: Logger): grpc.Untyped
   };
 }
 
+/**
+ * The open streams' shutdown callbacks, all run when `signal` aborts. One
+ * listener on the signal serves every stream, and a stream that ends removes
+ * its callback, so nothing piles up on a member that runs for a long time.
+ */
+class ShutdownListeners {
+  private readonly callbacks = new Set<() => void>();
+
+  constructor(readonly signal: AbortSignal) {
+    signal.addEventListener('abort', () => {
+      for (const callback of [...this.callbacks]) callback();
+      this.callbacks.clear();
+    });
+  }
+
+  /** Runs `callback` at shutdown, at once if it began; returns the function that cancels this. */
+  add(callback: () => void): () => void {
+    if (this.signal.aborted) {
+      callback();
+      return () => undefined;
+    }
+    this.callbacks.add(callback);
+    return () => this.callbacks.delete(callback);
+  }
+}
+
 /** Replies to each request in request order, pausing the stream while too many are open. */
-function handleAppendStream(member: Member, call: grpc.ServerDuplexStream<AppendRequestWire, object>): void {
+function handleAppendStream(
+  member: Member,
+  call: grpc.ServerDuplexStream<AppendRequestWire, object>,
+  streams: ShutdownListeners,
+): void {
   let tail: Promise<void> = Promise.resolve();
   let inflight = 0;
   let paused = false;
+  let closing = false;
+  const forget = streams.add(() => {
+    closing = true;
+    call.pause();
+    void tail.then(() => {
+      // An 'error' event ends the call with this status, as failStream does for server streams.
+      const error = errors.shuttingDown();
+      if (!call.cancelled) call.emit('error', { code: error.code, details: error.message });
+    });
+  });
+  call.on('cancelled', forget);
   call.on('data', (request: AppendRequestWire) => {
+    // A request read after shutdown began gets no reply; the client resends it after the UNAVAILABLE status.
+    if (closing) return;
     inflight++;
-    const outcome = member.append(request.valueset).then(
+    const appended = request.invalid ? Promise.reject(request.invalid) : member.append(request.valueset);
+    const outcome = appended.then(
       (result) => ({ index: result.index, duplicate: result.duplicate, code: 0, error: '' }),
       (err: unknown) => {
         const error = toReplogError(err);
@@ -67,7 +139,7 @@ function handleAppendStream(member: Member, call: grpc.ServerDuplexStream<Append
       const reply = await outcome;
       inflight--;
       if (!call.cancelled) call.write(reply);
-      if (paused && inflight < streamInflightMax / 2) {
+      if (paused && !closing && inflight < streamInflightMax / 2) {
         paused = false;
         call.resume();
       }
@@ -78,17 +150,26 @@ function handleAppendStream(member: Member, call: grpc.ServerDuplexStream<Append
     }
   });
   call.on('end', () => {
-    void tail.then(() => call.end());
+    void tail.then(() => {
+      if (closing) return;
+      forget();
+      call.end();
+    });
   });
   call.on('error', () => undefined);
 }
 
-async function handleRead(member: Member, call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>): Promise<void> {
+async function handleRead(
+  member: Member,
+  call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>,
+  streams: ShutdownListeners,
+): Promise<void> {
   const { fromIndex, limit, follow } = call.request;
   checkReadRequest(fromIndex, limit);
   let next = Math.max(1, fromIndex);
   let remaining = limit === 0 ? Infinity : limit;
   while (!call.cancelled && remaining > 0) {
+    if (streams.signal.aborted) throw errors.shuttingDown();
     const requested = Math.min(readPageSize, remaining);
     const seenApplied = member.applied;
     const page = member.read(next, requested);
@@ -98,7 +179,7 @@ async function handleRead(member: Member, call: grpc.ServerWritableStream<ReadRe
     remaining -= page.length;
     if (page.length > 0) next = page[page.length - 1]!.index + 1;
     if (page.length === requested) continue;
-    if (!follow || !(await waitForApply(member, call, seenApplied))) break;
+    if (!follow || !(await waitForApply(member, call, seenApplied, streams))) break;
   }
   if (!call.cancelled) call.end();
 }
@@ -106,30 +187,46 @@ async function handleRead(member: Member, call: grpc.ServerWritableStream<ReadRe
 /**
  * Rejects a from_index or limit above 2^53 - 1. The proto loader turns uint64
  * fields into JavaScript numbers, which cannot hold larger values exactly,
- * and no log index gets that far.
+ * and no log index gets that far. The message does not quote the value: the
+ * number received is already rounded and may differ from the one sent.
  */
 function checkReadRequest(fromIndex: number, limit: number): void {
   const max = Number.MAX_SAFE_INTEGER;
   if (!Number.isSafeInteger(fromIndex)) {
-    throw new ReplogError(grpc.status.INVALID_ARGUMENT, `invalid from_index ${fromIndex}: expected at most ${max}`);
+    throw new ReplogError(grpc.status.INVALID_ARGUMENT, `invalid from_index: above the maximum of ${max} (2^53 - 1)`);
   }
   if (!Number.isSafeInteger(limit)) {
-    throw new ReplogError(grpc.status.INVALID_ARGUMENT, `invalid limit ${limit}: expected at most ${max}, or 0 for no limit`);
+    throw new ReplogError(grpc.status.INVALID_ARGUMENT, `invalid limit: above the maximum of ${max} (2^53 - 1); use 0 for no limit`);
   }
 }
 
-/** Resolves true once the member applies past `appliedIndex`, false if the call ends first. */
-function waitForApply(member: Member, call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>, appliedIndex: number): Promise<boolean> {
+/**
+ * Resolves true once the member applies past `appliedIndex`, false if the call
+ * ends first, and rejects with shuttingDown when `shutdown` aborts first.
+ */
+function waitForApply(
+  member: Member,
+  call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>,
+  appliedIndex: number,
+  streams: ShutdownListeners,
+): Promise<boolean> {
   if (member.applied > appliedIndex) return Promise.resolve(true);
-  return new Promise((resolve) => {
+  if (streams.signal.aborted) return Promise.reject(errors.shuttingDown());
+  return new Promise((resolve, reject) => {
     const onApplied = (): void => finish(true);
     const onCancelled = (): void => finish(false);
     const finish = (applied: boolean): void => {
       member.off('applied', onApplied);
       member.off('stopped', onCancelled);
       call.off('cancelled', onCancelled);
+      forget();
       resolve(applied);
     };
+    // After finish() has resolved, reject() does nothing, so the order here does not matter.
+    const forget = streams.add(() => {
+      reject(errors.shuttingDown());
+      finish(false);
+    });
     member.on('applied', onApplied);
     member.on('stopped', onCancelled);
     call.on('cancelled', onCancelled);

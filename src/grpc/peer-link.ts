@@ -3,10 +3,19 @@ import type { Logger } from 'pino';
 import type { AppendResult } from '../node/waiters';
 import { errors, ReplogError } from './errors';
 
+/**
+ * Largest gRPC message a member's servers accept, from clients and from peers.
+ * A server reads a whole message before the handler can reject it, so this
+ * bounds the memory that one oversized request takes. A valueset is at most
+ * 65,536 bytes, and members split what they send to peers well below this.
+ */
+export const grpcMessageBytesMax = 1024 * 1024;
+
 /** Channel options for member-to-member connections. */
 export const peerChannelOptions: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
-  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  // A message above the peer's limit fails here, with a clear local error.
+  'grpc.max_send_message_length': grpcMessageBytesMax,
   // Find a dead peer within seconds rather than at the OS's TCP timeout.
   'grpc.keepalive_time_ms': 5000,
   'grpc.keepalive_timeout_ms': 3000,
@@ -14,6 +23,12 @@ export const peerChannelOptions: grpc.ChannelOptions = {
   // A restarted member is reachable again within a second.
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 1000,
+};
+
+/** Options of a member's gRPC servers (Ingest and Peer). */
+export const memberServerOptions: grpc.ServerOptions = {
+  ...peerChannelOptions,
+  'grpc.max_receive_message_length': grpcMessageBytesMax,
 };
 
 /**
@@ -26,6 +41,11 @@ export const peerChannelOptions: grpc.ChannelOptions = {
 export const raftStreamBufferedBytesDefault = 32 * 1024 * 1024;
 /** Valuesets in one forwarded batch. */
 const forwardBatchMax = 2048;
+/**
+ * UTF-8 bytes of the valuesets of one forwarded batch, counted as 3 per UTF-16
+ * code unit, an upper bound. Keeps a batch of long valuesets below grpcMessageBytesMax.
+ */
+const forwardBatchBytesMax = 256 * 1024;
 
 interface ForwardItem {
   readonly valueset: string;
@@ -130,7 +150,7 @@ export class PeerLink {
     this.flushScheduled = false;
     const stream = this.forwardStream ?? this.openForwardStream();
     while (this.forwardQueue.length > 0) {
-      const batch = this.forwardQueue.splice(0, forwardBatchMax);
+      const batch = this.forwardQueue.splice(0, forwardBatchLength(this.forwardQueue));
       const batchId = this.nextBatchId++;
       this.forwardPending.set(batchId, batch);
       stream.write({ batchId, valuesets: batch.map((item) => item.valueset) });
@@ -172,4 +192,16 @@ export class PeerLink {
     this.forwardStream?.end();
     this.client.close();
   }
+}
+
+/** Returns how many items from the front of `queue` fit in one forwarded batch; at least one. */
+function forwardBatchLength(queue: readonly ForwardItem[]): number {
+  let bytes = 0;
+  let count = 0;
+  while (count < queue.length && count < forwardBatchMax) {
+    bytes += (queue[count] as ForwardItem).valueset.length * 3;
+    if (count > 0 && bytes > forwardBatchBytesMax) break;
+    count++;
+  }
+  return count;
 }

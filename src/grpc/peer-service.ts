@@ -7,7 +7,7 @@ import { decodeMessages } from './peer-codec';
 import { failStream, waitForDrain } from './server-stream';
 
 /** Size of one FetchSnapshot data chunk. */
-const fetchChunkBytes = 1024 * 1024;
+const fetchChunkBytes = 256 * 1024;
 
 interface SnapshotChunkWire {
   readonly from: string;

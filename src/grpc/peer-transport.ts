@@ -12,8 +12,8 @@ import { splitBySize } from '../util/split-by-size';
 import { encodeMessages } from './peer-codec';
 import { PeerLink, peerChannelOptions } from './peer-link';
 
-/** Size of one InstallSnapshot data chunk; memory per transfer is about this much. */
-const snapshotChunkBytes = 1024 * 1024;
+/** Size of one InstallSnapshot data chunk, well below grpcMessageBytesMax; memory per transfer is about this much. */
+const snapshotChunkBytes = 256 * 1024;
 
 /** The receiving peer read the whole snapshot and rejected it, e.g. for a SHA-256 mismatch. */
 class SnapshotRejectedError extends Error {
@@ -158,17 +158,22 @@ export class PeerTransport implements MemberTransport {
 }
 
 /**
- * Entry data in one Raft frame before the next frame starts. One Ready can
- * carry 16 appends of up to 4 MiB to a follower, more than the 64 MiB
- * gRPC message limit of the peer channel.
+ * Estimated encoded bytes of one Raft frame before the next frame starts. One
+ * Ready can carry 16 appends to a follower, each up to appendBytesMax of entry
+ * data, which together exceed grpcMessageBytesMax, the gRPC message limit of
+ * the receiving member.
  */
-const frameDataBytesTarget = 8 * 1024 * 1024;
+const frameBytesTarget = 512 * 1024;
+/** Upper estimate of the msgpack bytes of one message or entry beside entry data: field names, numbers, headers. */
+const encodingBytesEach = 64;
 
-/** Splits one peer's messages, in order, into groups of at most about frameDataBytesTarget bytes of entry data. */
+/** Splits one peer's messages, in order, into groups of about frameBytesTarget encoded bytes at most. */
 export function splitIntoFrames(messages: readonly Message[]): Message[][] {
-  return splitBySize(messages, entryDataBytes, frameDataBytesTarget);
+  return splitBySize(messages, encodedBytesEstimate, frameBytesTarget);
 }
 
-function entryDataBytes(message: Message): number {
-  return message.type === 'append' ? dataBytes(message.entries) : 0;
+/** Returns an upper estimate of a message's encoded size. */
+function encodedBytesEstimate(message: Message): number {
+  if (message.type !== 'append') return encodingBytesEach;
+  return encodingBytesEach * (1 + message.entries.length) + dataBytes(message.entries);
 }

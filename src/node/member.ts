@@ -25,9 +25,12 @@ export interface MemberTransport {
   forward(leaderId: string, valueset: string): Promise<AppendResult>;
 }
 
-/** Upper bounds of one AppendEntries message; see RaftConfig. */
+/**
+ * Upper bounds of one AppendEntries message; see RaftConfig. With 64 bytes of
+ * encoding per entry, an append stays below 512 KiB, half of grpcMessageBytesMax.
+ */
 const appendEntriesMax = 4096;
-const appendBytesMax = 4 * 1024 * 1024;
+const appendBytesMax = 256 * 1024;
 /** Pipelined AppendEntries per follower; more only add queueing delay. */
 const inflightAppendsMax = 16;
 /**

@@ -2,8 +2,8 @@ import http2 = require('node:http2');
 import * as grpc from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import { loadReplogPackage } from '../client/proto';
-import { ingestServiceHandlers } from '../grpc/ingest-service';
-import { peerChannelOptions } from '../grpc/peer-link';
+import { ingestServiceDefinition, ingestServiceHandlers } from '../grpc/ingest-service';
+import { memberServerOptions } from '../grpc/peer-link';
 import { peerServiceHandlers } from '../grpc/peer-service';
 import { PeerTransport } from '../grpc/peer-transport';
 import { buildHttpServer, splitHostPort } from '../http/server';
@@ -31,15 +31,16 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   transport.attach(member);
 
   const replog = loadReplogPackage();
-  const ingest = (replog['Ingest'] as grpc.ServiceClientConstructor).service;
+  const ingest = ingestServiceDefinition((replog['Ingest'] as grpc.ServiceClientConstructor).service);
   const peer = (replog['Peer'] as grpc.ServiceClientConstructor).service;
   const servers: grpc.Server[] = [];
-  const grpcServer = new grpc.Server(peerChannelOptions);
-  grpcServer.addService(ingest, ingestServiceHandlers(member, logger));
+  const grpcServer = new grpc.Server(memberServerOptions);
+  const shutdown = new AbortController();
+  grpcServer.addService(ingest, ingestServiceHandlers(member, logger, shutdown.signal));
   servers.push(grpcServer);
   let raftServer = grpcServer;
   if (config.raftAddress !== config.grpcAddress) {
-    raftServer = new grpc.Server(peerChannelOptions);
+    raftServer = new grpc.Server(memberServerOptions);
     servers.push(raftServer);
   }
   raftServer.addService(peer, peerServiceHandlers(member, logger));
@@ -68,9 +69,11 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ pendingAppends: member.pendingAppends }, 'shutting down');
-      // Refuse new calls, let appends in flight finish for a grace period,
-      // then cancel the rest; peers' long-lived streams never end by themselves.
+      // Refuse new calls, and end client streams with UNAVAILABLE once their
+      // appends in flight have replies. Those get a grace period, then the rest
+      // is cancelled, because peers' long-lived streams never end by themselves.
       for (const server of servers) server.tryShutdown(() => undefined);
+      shutdown.abort();
       await drainAppends(member, shutdownGraceMs);
       for (const server of servers) server.forceShutdown();
       member.stop();

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { EntryType } from '../../src/consensus/types';
 import type { Entry, Message } from '../../src/consensus/types';
 import { decodeMessages, encodeMessages } from '../../src/grpc/peer-codec';
+import { grpcMessageBytesMax } from '../../src/grpc/peer-link';
 import { splitIntoFrames } from '../../src/grpc/peer-transport';
 
 function append(entries: Entry[]): Message {
@@ -44,15 +45,30 @@ test('frame that is not a list is rejected', () => {
   assert.throws(() => decodeMessages(encodeMessages({} as unknown as Message[])), /expected a list of messages/);
 });
 
-test('a full window of appends splits into frames of 8 MiB', () => {
-  const data = Buffer.alloc(4 * 1024 * 1024);
+test('a full window of appends splits into frames', () => {
+  const data = Buffer.alloc(200 * 1024);
   const appends = Array.from({ length: 16 }, (_, i) => append([{ index: i + 1, term: 3, type: EntryType.Normal, data }]));
   const heartbeat: Message = { type: 'heartbeat', from: 'n1', to: 'n2', term: 3, commit: 9 };
   const frames = splitIntoFrames([heartbeat, ...appends]);
-  assert.is(frames.length, 8, 'two appends of 4 MiB per frame');
+  assert.is(frames.length, 8, 'two appends of 200 KiB per frame');
   assert.equal(frames.flat(), [heartbeat, ...appends], 'every message once, in order');
+  for (const frame of frames) {
+    const bytes = encodeMessages(frame).length;
+    assert.ok(bytes < grpcMessageBytesMax, `a frame of ${bytes} bytes is below the receiver's limit`);
+  }
   const small = [heartbeat, append([entry(10, 'ten')])];
   assert.equal(splitIntoFrames(small), [small], 'small messages share one frame');
+});
+
+test('frames of tiny entries stay below the message limit', () => {
+  const tiny = (index: number): Entry => ({ index, term: 3, type: EntryType.Normal, data: Buffer.from('x') });
+  const appends = Array.from({ length: 16 }, (_, a) => append(Array.from({ length: 4096 }, (_, i) => tiny(a * 4096 + i + 1))));
+  const frames = splitIntoFrames(appends);
+  assert.equal(frames.flat(), appends, 'every message once, in order');
+  for (const frame of frames) {
+    const bytes = encodeMessages(frame).length;
+    assert.ok(bytes < grpcMessageBytesMax, `a frame of ${bytes} bytes is below the receiver's limit`);
+  }
 });
 
 test.run();

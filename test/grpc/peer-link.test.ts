@@ -48,10 +48,10 @@ test('Raft stream drops frames above its byte cap', async () => {
   await sleep(300);
   tc.cluster.pauseMember('n1');
 
-  // 64 frames of 1 MiB: the socket buffers take a few MiB, and the link
+  // 128 frames of 512 KiB: the socket buffers take a few MiB, and the link
   // queues up to its cap of 32 MiB, so the last frames are dropped.
-  const frame = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < 64; i++) {
+  const frame = Buffer.alloc(512 * 1024);
+  for (let i = 0; i < 128; i++) {
     link.sendFrame(frame);
     await sleep(5);
   }
@@ -75,7 +75,7 @@ test('frames for an unconnected peer are not queued', async () => {
   const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
   const client = new Peer(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), peerChannelOptions);
   const link = new PeerLink('n9', client as unknown as ConstructorParameters<typeof PeerLink>[1], log, 4 * 1024 * 1024);
-  const frame = Buffer.alloc(1024 * 1024);
+  const frame = Buffer.alloc(512 * 1024);
   for (let i = 0; i < 16; i++) {
     link.sendFrame(frame);
     await sleep(20);
