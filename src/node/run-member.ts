@@ -9,6 +9,7 @@ import { PeerTransport } from '../grpc/peer-transport';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
+import { checkMembership, membershipFileName } from './membership-file';
 import { fetchSnapshotFromPeers, stateGapIndex } from './snapshot-fetch';
 
 export interface RunningMember {
@@ -24,6 +25,14 @@ const shutdownGraceMs = 3000;
 /** Starts one member: storage, core, gRPC servers and the HTTP endpoints. */
 export async function runMember(config: MemberConfig, log?: Logger): Promise<RunningMember> {
   const logger = log ?? pino({ level: config.logLevel, base: { memberId: config.id } });
+  const membership = checkMembership(
+    config.dataDir,
+    config.id,
+    config.peers.map((p) => p.id),
+  );
+  if (membership === 'recorded') {
+    logger.info({ file: membershipFileName }, 'recorded the member id and cluster of a data folder written before this record existed');
+  }
   const gapIndex = stateGapIndex(config.dataDir, logger);
   if (gapIndex !== null) await fetchSnapshotFromPeers(config, logger, gapIndex);
   const member = new Member(config, logger);

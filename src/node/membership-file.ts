@@ -1,0 +1,64 @@
+// The record of which cluster a data folder belongs to. Raft's safety rests on
+// every member counting votes and acknowledgements against the same set of
+// members. A member started on old data with other --peers (say alone, after
+// `replog cluster --size 1` on a folder of 3) could form a majority of its own
+// and commit entries over ones the old cluster acknowledged. replog has no
+// membership change, so a member refuses to start on such a folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import { raftLogFileName } from '../storage/raft-log';
+import { makeDirectoryDurablySync, writeFileDurablySync } from '../storage/durable-fs';
+
+export const membershipFileName = 'membership.json';
+
+/** The member a data folder belongs to, and the ids of its cluster. */
+export interface Membership {
+  readonly id: string;
+  readonly members: readonly string[];
+}
+
+/** A data folder written by another member or by a cluster of other members. */
+export class MembershipMismatchError extends Error {
+  override readonly name = 'MembershipMismatchError';
+}
+
+/**
+ * Checks that `dataDir` belongs to member `id` of a cluster of `memberIds`,
+ * and records that in membership.json when the folder has no record yet: on
+ * first start, or for a folder written before the record existed, whose
+ * membership is then taken on trust. Throws MembershipMismatchError naming
+ * both memberships when they differ, and an Error when the record is damaged.
+ */
+export function checkMembership(dataDir: string, id: string, memberIds: readonly string[]): 'new' | 'recorded' | 'matches' {
+  const expected: Membership = { id, members: [...memberIds].sort() };
+  const file = path.join(dataDir, membershipFileName);
+  if (!fs.existsSync(file)) {
+    const isNew = !fs.existsSync(path.join(dataDir, raftLogFileName));
+    makeDirectoryDurablySync(dataDir);
+    writeFileDurablySync(file, `${JSON.stringify(expected)}\n`);
+    return isNew ? 'new' : 'recorded';
+  }
+  const recorded = readMembership(file);
+  const sameMembers = recorded.members.length === expected.members.length && recorded.members.every((m, i) => m === expected.members[i]);
+  if (recorded.id === id && sameMembers) return 'matches';
+  throw new MembershipMismatchError(
+    `data folder ${dataDir} belongs to member ${recorded.id} of a cluster of ${recorded.members.join(',')}, ` +
+      `but this member is ${id} of a cluster of ${expected.members.join(',')} (--id and --peers). ` +
+      `replog cannot change a cluster's members or a member's id: start with the same --id and --peers ids, ` +
+      `or give a new cluster new --data folders`,
+  );
+}
+
+function readMembership(file: string): Membership {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`invalid ${file}: ${(err as Error).message}; it records the member's id and cluster, so restore it or use a new --data folder`);
+  }
+  const { id, members } = (parsed ?? {}) as { id?: unknown; members?: unknown };
+  if (typeof id !== 'string' || !Array.isArray(members) || !members.every((m) => typeof m === 'string')) {
+    throw new Error(`invalid ${file}: expected {"id": string, "members": [string, ...]}; restore it or use a new --data folder`);
+  }
+  return { id, members: [...(members as string[])].sort() };
+}
