@@ -130,6 +130,8 @@ export async function run(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // A closed terminal sends SIGHUP: stop the members and HAProxy then too.
+    process.on('SIGHUP', stop);
   });
 }
 

@@ -39,6 +39,15 @@ async function main(argv: string[]): Promise<number> {
   return module.run(rest);
 }
 
+// A reader that closes the pipe early, as `replog status | head -1` does, or a
+// closed terminal is not a failure of the command: its output is dropped, and
+// it finishes and exits with its own status, so `replog cluster` still stops
+// its members.
+const lostOutputCodes = new Set(['EPIPE', 'EIO', 'ERR_STREAM_DESTROYED']);
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (!lostOutputCodes.has(err.code ?? '')) throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

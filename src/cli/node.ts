@@ -82,6 +82,8 @@ export async function run(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // A closed terminal sends SIGHUP; stop cleanly then too, rather than die mid-write.
+    process.once('SIGHUP', onSignal);
     if (process.env[stopOnStdinCloseVariable] === '1') {
       process.stdin.once('close', () => {
         log.info({ variable: stopOnStdinCloseVariable }, 'stdin closed, stopping the member');
@@ -100,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** File system errors that mean the data folder cannot be created or written. */
-const dataFolderErrorCodes = new Set(['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS']);
+const dataFolderErrorCodes = new Set(['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS', 'SQLITE_CANTOPEN', 'SQLITE_READONLY']);
 
 /** Describes why the member could not start, naming --data when the folder is the cause. */
 function startFailure(err: unknown, dataDir: string): string {

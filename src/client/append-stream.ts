@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { IngestError, errorCode } from './errors';
+import { IngestError, clientCancelMessage, errorCode } from './errors';
 import type { AppendReplyWire, AppendRequestWire, AppendResult } from './types';
 
 /** Settings of one `AppendStream` call. */
@@ -120,7 +120,7 @@ export class AppendStream {
 
   /** Cancel the call; unanswered appends fail with CANCELLED. */
   cancel(): void {
-    this.fail(grpc.status.CANCELLED, 'append stream cancelled by the client');
+    this.fail(grpc.status.CANCELLED, clientCancelMessage);
   }
 
   private onReply(reply: AppendReplyWire): void {

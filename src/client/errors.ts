@@ -1,5 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 
+/** Message of the CANCELLED error of an append stream that this client cancelled. */
+export const clientCancelMessage = 'append stream cancelled by the client';
+
 /** A failed replog call: the gRPC status code and the server's message. */
 export class IngestError extends Error {
   readonly code: grpc.status;
@@ -30,13 +33,19 @@ export function errorCode(error: unknown): grpc.status {
 
 /**
  * Return true when an append that failed with this error may be sent again:
- * UNAVAILABLE, DEADLINE_EXCEEDED, or a call cut off by its server. Appends
- * deduplicate by valueset, so a retry of an append whose outcome is unknown
- * stores the valueset at most once.
+ * UNAVAILABLE, DEADLINE_EXCEEDED, or a call cut off by its server or by a
+ * proxy. Appends deduplicate by valueset, so a retry of an append whose
+ * outcome is unknown stores the valueset at most once.
  */
 export function isRetryableAppendError(error: unknown): boolean {
   const code = errorCode(error);
   if (code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED) return true;
+  // HAProxy resets the streams of a member that died with CANCELLED, and
+  // grpc-js reports "Call cancelled". A cancel by this client is not retried.
+  if (code === grpc.status.CANCELLED) {
+    const message = error instanceof Error ? error.message : '';
+    return !message.includes(clientCancelMessage) && !message.includes('Cancelled on client');
+  }
   // NOTE: grpc-js 1.14 reports a server that closes the stream without a
   // status (as a member does when it stops) as INTERNAL "Received RST_STREAM".
   return code === grpc.status.INTERNAL && error instanceof Error && error.message.includes('RST_STREAM');

@@ -4,13 +4,14 @@
 // on the member that was killed and restarted.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { run as runExperimentCli } from '../../src/cli/experiment';
-import { cliPath } from '../../src/cluster/local-cluster';
+import { cliPath, freePorts } from '../../src/cluster/local-cluster';
 
 let dir: string;
 
@@ -38,6 +39,21 @@ test('invalid flags exit 2 naming the flag', async () => {
     assert.is(code, 2, `exit 2 for ${argv.join(' ')}`);
     assert.match(stderr, pattern);
   }
+});
+
+test('ports in use: fails, no PASS', async () => {
+  // A listener on the first member's gRPC port stands for another cluster there.
+  const [basePort] = await freePorts(1);
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(basePort! + 2, '127.0.0.1', resolve));
+  let output = '';
+  const sink = new Writable({ write: (chunk: Buffer, _e, done) => { output += chunk.toString(); done(); } });
+  const argv = ['--minutes', '0.1', '--base-port', String(basePort), '--data', path.join(dir, 'busy'), '--report', path.join(dir, 'busy.md')];
+  const code = await runExperimentCli(argv, { stdin: process.stdin, stdout: sink, stderr: sink });
+  await new Promise((resolve) => taken.close(resolve));
+  assert.is.not(code, 0, output);
+  assert.match(output, new RegExp(`127\\.0\\.0\\.1:${basePort! + 2} already in use`));
+  assert.not.match(output, /PASS/);
 });
 
 interface MemberRow {
