@@ -21,6 +21,18 @@ export function buildHttpServer(member: Member, log: Logger) {
     const text = await member.metrics.registry.metrics();
     return reply.type(member.metrics.registry.contentType).send(text);
   });
+  // Every endpoint only reads, so other methods get 405 and the methods it takes.
+  for (const url of ['/status', '/healthz', '/readyz', '/metrics']) {
+    app.route({
+      method: ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+      url,
+      handler: async (request, reply) =>
+        reply
+          .code(405)
+          .header('allow', 'GET, HEAD')
+          .send({ error: `method ${request.method} is not allowed on ${url}; use GET or HEAD` }),
+    });
+  }
   return app;
 }
 

@@ -9,6 +9,13 @@ export class MemberMetrics {
     // nodejs_heap_size_used_bytes, nodejs_eventloop_lag_seconds, GC time), so
     // memory and event loop stalls can be watched like etcd's go_* series.
     collectDefaultMetrics({ register: this.registry });
+    // Series of the labels a member can report start at 0, so a dashboard or a
+    // rate() has them before the first event.
+    for (const code of ['UNAVAILABLE', 'RESOURCE_EXHAUSTED']) this.proposalsFailed.labels({ code }).inc(0);
+    for (const result of ['ok', 'failed']) {
+      this.snapshotsSent.labels({ result }).inc(0);
+      this.snapshotsReceived.labels({ result }).inc(0);
+    }
   }
 
   readonly role = new Gauge({

@@ -1,6 +1,6 @@
 // gRPC status codes of the contract, produced by real members: no quorum,
 // the client's deadline, overload, and a stream that reports errors per
-// request while it stays open.
+// request while it stays open, and HTTP methods the endpoints do not take.
 import { status } from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -35,6 +35,17 @@ test('AppendStream reports a bad request and stays open', async () => {
   assert.is(replies[1]!.status, 'rejected', 'the empty valueset is rejected');
   assert.is((replies[1] as PromiseRejectedResult).reason.code, status.INVALID_ARGUMENT);
   assert.is(replies[2]!.status, 'fulfilled', 'the stream stays open after a bad request');
+});
+
+test('HTTP endpoints answer other methods with 405', async () => {
+  const member = tc.cluster.members[0]!;
+  for (const path of ['/status', '/healthz', '/readyz', '/metrics']) {
+    const response = await fetch(`http://${member.http}${path}`, { method: 'POST' });
+    assert.is(response.status, 405, `POST ${path}`);
+    assert.is(response.headers.get('allow'), 'GET, HEAD', `Allow of ${path}`);
+  }
+  const head = await fetch(`http://${member.http}/healthz`, { method: 'HEAD' });
+  assert.is(head.status, 200, 'HEAD is served');
 });
 
 test('no quorum gives UNAVAILABLE or DEADLINE_EXCEEDED, overload RESOURCE_EXHAUSTED', async () => {
