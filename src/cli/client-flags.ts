@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidAddressError, parseHostPortList, toChannelTarget } from '../client/target';
+import { joinNegativeValues } from '../util/negative-flag-values';
 
 /** Invalid command-line input; the command prints the message and exits 2. */
 export class FlagError extends Error {
@@ -34,26 +35,6 @@ export function parseFlags<T extends OptionsConfig>(argv: readonly string[], opt
   } catch (error) {
     throw new FlagError(error instanceof Error ? error.message : String(error));
   }
-}
-
-/**
- * Joins `--flag -5` into `--flag=-5`. parseArgs reads a value that starts
- * with a dash as the next flag, and the range check then names the value.
- */
-function joinNegativeValues(argv: readonly string[], options: OptionsConfig): string[] {
-  const joined: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const next = argv[i + 1];
-    const takesValue = arg.startsWith('--') && options[arg.slice(2)]?.type === 'string';
-    if (takesValue && next !== undefined && /^-\d/.test(next)) {
-      joined.push(`${arg}=${next}`);
-      i++;
-    } else {
-      joined.push(arg);
-    }
-  }
-  return joined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { joinNegativeValues } from '../util/negative-flag-values';
 import { haproxyInstalled, LocalCluster, processExists, unavailableAddresses } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
 import { countNoun } from './count-noun';
@@ -29,17 +30,14 @@ interface ClusterFlags {
 function parseClusterFlags(argv: string[]): ClusterFlags {
   let values;
   try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        data: { type: 'string', default: 'replog-data' },
-        size: { type: 'string', default: '3' },
-        'base-port': { type: 'string', default: '7000' },
-        'snapshot-threshold': { type: 'string' },
-        'snapshot-threshold-bytes': { type: 'string' },
-      },
-      strict: true,
-    }).values;
+    const options = {
+      data: { type: 'string', default: 'replog-data' },
+      size: { type: 'string', default: '3' },
+      'base-port': { type: 'string', default: '7000' },
+      'snapshot-threshold': { type: 'string' },
+      'snapshot-threshold-bytes': { type: 'string' },
+    } as const;
+    values = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

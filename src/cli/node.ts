@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    // A closed terminal sends SIGHUP; stop cleanly then too, rather than die mid-write.
+    // A closed terminal sends SIGHUP, and the member stops cleanly then too.
     process.once('SIGHUP', onSignal);
     if (process.env[stopOnStdinCloseVariable] === '1') {
       process.stdin.once('close', () => {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { joinNegativeValues } from '../util/negative-flag-values';
 
 /** Invalid command-line input; the CLI prints the message and exits 2. */
 export class UsageError extends Error {
@@ -74,7 +75,7 @@ export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const options = Object.fromEntries(memberFlags.map((f) => [f.name, { type: 'string' as const }]));
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+    values = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false }).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

@@ -23,11 +23,11 @@ export class MembershipMismatchError extends Error {
 }
 
 /**
- * Checks that `dataDir` belongs to member `id` of a cluster of `memberIds`,
- * and records that in membership.json when the folder has no record yet: on
- * first start, or for a folder written before the record existed, whose
- * membership is then taken on trust. Throws MembershipMismatchError naming
- * both memberships when they differ, and an Error when the record is damaged.
+ * Checks that `dataDir` belongs to member `id` of a cluster of `memberIds`.
+ * A folder without a record gets one in membership.json: a new folder, or one
+ * written before the record existed, whose membership is then taken on trust.
+ * Throws MembershipMismatchError naming both memberships when they differ, and
+ * an Error when the record is damaged.
  */
 export function checkMembership(dataDir: string, id: string, memberIds: readonly string[]): 'new' | 'recorded' | 'matches' {
   const expected: Membership = { id, members: [...memberIds].sort() };

@@ -18,6 +18,7 @@ function usageErrorOf(argv: readonly string[], env: NodeJS.ProcessEnv): string {
 
 test('flag error names the flag', () => {
   assert.is(usageErrorOf([...base, '--tick-ms', '0'], {}), 'invalid --tick-ms "0": expected an integer from 1 to 1000');
+  assert.is(usageErrorOf([...base, '--tick-ms', '-1'], {}), 'invalid --tick-ms "-1": expected an integer from 1 to 1000');
 });
 
 test('variable error names the variable', () => {

@@ -1,6 +1,6 @@
 // Which failed appends a client sends again. Appends deduplicate by valueset,
-// so any failure whose outcome is unknown may be retried; a cancel by the
-// client itself, or a rejected request, is not.
+// so any failure whose outcome is unknown may be retried. A cancel by the
+// client itself is not retried, and neither is a rejected request.
 import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -44,13 +44,13 @@ test('invalid flags exit 2 naming the flag', async () => {
 test('ports in use: fails, no PASS', async () => {
   // A listener on the first member's gRPC port stands for another cluster there.
   const [basePort] = await freePorts(1);
-  const taken = net.createServer();
-  await new Promise<void>((resolve) => taken.listen(basePort! + 2, '127.0.0.1', resolve));
+  const occupant = net.createServer();
+  await new Promise<void>((resolve) => occupant.listen(basePort! + 2, '127.0.0.1', resolve));
   let output = '';
   const sink = new Writable({ write: (chunk: Buffer, _e, done) => { output += chunk.toString(); done(); } });
   const argv = ['--minutes', '0.1', '--base-port', String(basePort), '--data', path.join(dir, 'busy'), '--report', path.join(dir, 'busy.md')];
   const code = await runExperimentCli(argv, { stdin: process.stdin, stdout: sink, stderr: sink });
-  await new Promise((resolve) => taken.close(resolve));
+  await new Promise((resolve) => occupant.close(resolve));
   assert.is.not(code, 0, output);
   assert.match(output, new RegExp(`127\\.0\\.0\\.1:${basePort! + 2} already in use`));
   assert.not.match(output, /PASS/);
