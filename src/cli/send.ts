@@ -82,7 +82,7 @@ export function parseSendFlags(argv: readonly string[]): SendFlags | null {
   return {
     target: parseTargetFlag('target', values.target),
     count,
-    prefix: checkPrefix(values.prefix),
+    prefix: checkPrefix(values.prefix, count),
     concurrency: parseIntegerFlag('concurrency', values.concurrency, sendDefaults.concurrency, 1, concurrencyMax),
     stream: values.stream ?? false,
     deadlineMs: parseIntegerFlag('deadline-ms', values['deadline-ms'], sendDefaults.deadlineMs, 1, deadlineMsMax),
@@ -94,14 +94,22 @@ export function parseSendFlags(argv: readonly string[]): SendFlags | null {
 /**
  * Rejects a --prefix that leaves no room in a valueset: every valueset adds at
  * least one byte to the prefix (a stdin line is not empty, a number is a digit).
+ * With --count, the prefix must leave room for the digits of the largest number.
  */
-function checkPrefix(prefix: string | undefined): string | null {
+function checkPrefix(prefix: string | undefined, count: number | null): string | null {
   if (prefix === undefined) return null;
   const bytes = Buffer.byteLength(prefix, 'utf8');
   if (bytes >= valuesetBytesMax) {
     throw new FlagError(
       `invalid --prefix: ${bytes} UTF-8 bytes; expected at most ${valuesetBytesMax - 1}, because a valueset ` +
         `is at most ${valuesetBytesMax} UTF-8 bytes and the prefix is followed by at least one byte`,
+    );
+  }
+  const digits = count === null ? 1 : String(count).length;
+  if (bytes + digits > valuesetBytesMax) {
+    throw new FlagError(
+      `invalid --prefix: ${bytes} UTF-8 bytes; expected at most ${valuesetBytesMax - digits} with --count ${count}, ` +
+        `because the numbers up to ${count} add ${digits} bytes and a valueset is at most ${valuesetBytesMax} UTF-8 bytes`,
     );
   }
   return prefix;

@@ -100,6 +100,14 @@ test('send rejects --prefix over limit', async () => {
   }
 });
 
+test('send --count leaves room for numbers', async () => {
+  const outcome = await runCaptured(runSend, ['--target', '127.0.0.1:5000', '--count', '12', '--prefix', 'x'.repeat(65_535)]);
+  assert.is(outcome.exitCode, 2, outcome.stderr);
+  assert.match(outcome.stderr, /invalid --prefix: 65535 UTF-8 bytes; expected at most 65534 with --count 12, because the numbers up to 12 add 2 bytes/);
+  const flags = parseSendFlags(['--target', '127.0.0.1:5000', '--count', '12', '--prefix', 'x'.repeat(65_534)]);
+  assert.is(flags?.prefix?.length, 65_534);
+});
+
 test('send accepts longest --prefix', () => {
   const prefix = 'x'.repeat(65_535);
   const flags = parseSendFlags(['--target', '127.0.0.1:5000', '--prefix', prefix]);
