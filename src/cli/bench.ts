@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { connectIngest, type IngestClient } from '../client/ingest-client';
 import { runLoad, type LoadOperation } from '../client/load/load-generator';
 import { buildLoadReport, formatLoadReport } from '../client/load/load-report';
@@ -19,9 +20,10 @@ const windowMax = 100_000;
 export const benchHelp = `Usage: replog bench --target HOST:PORT[,HOST:PORT...] [flags]
 
 Append unique valuesets for a warm-up and then a measured interval, and print
-throughput, latency percentiles (p50, p90, p99, p99.9, max, in ms), errors by
-gRPC status code and CPU used. Exit status 0 when at least one append was
-acknowledged in the measured interval, 1 otherwise.
+throughput, latency percentiles (p50, p90, p99, p99.9, max, in ms) of the
+acknowledged appends, errors by gRPC status code and CPU used. Failed appends
+count as errors only, not in the latencies. Exit status 0 when at least one
+append was acknowledged in the measured interval, 1 otherwise.
 
   --mode unary|stream       Append calls, or pipelined AppendStream calls (default unary)
   --streams N               AppendStream calls, stream mode only (default ${benchDefaults.streams})
@@ -90,6 +92,10 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
     if (flags === null) {
       io.stdout.write(benchHelp);
       return 0;
+    }
+    const missing = flags.pids.filter((pid) => !fs.existsSync(`/proc/${pid}`));
+    if (missing.length > 0) {
+      throw new FlagError(`invalid --pids: no process has PID ${missing.join(', ')}; give the PIDs of running members`);
     }
     return bench(flags, io);
   });

@@ -8,10 +8,19 @@ export class IngestError extends Error {
   readonly code: grpc.status;
 
   constructor(code: grpc.status, message: string) {
-    super(`${statusCodeName(code)}: ${message}`);
+    super(`${statusCodeName(code)}: ${withMeaning(message)}`);
     this.name = 'IngestError';
     this.code = code;
   }
+}
+
+/**
+ * Adds what a transport message means where grpc-js reports only the HTTP
+ * status: HAProxy replies 503 when none of its members is up.
+ */
+function withMeaning(message: string): string {
+  if (!message.includes('Received HTTP status code 503')) return message;
+  return `${message} (the load balancer has no member up to take the call; check that the members run)`;
 }
 
 /** Return the name of a gRPC status code, e.g. `UNAVAILABLE` for 14. */

@@ -45,6 +45,8 @@ const invalidCases: readonly [string, Command, string[], string][] = [
   ['send', runSend, ['--target', '127.0.0.1:5000', '--colour'], "'--colour'"],
   ['send', runSend, ['--target', '127.0.0.1:5000', 'extra'], "'extra'"],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--mode', 'batch'], 'invalid --mode "batch": expected unary or stream'],
+  // Above 2^22, the largest PID Linux allows.
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--pids', '4194305'], 'invalid --pids: no process has PID 4194305'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--rate=-5'], 'invalid --rate "-5": expected an integer from 0 to'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--rate', '-5'], 'invalid --rate "-5": expected an integer from 0 to'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--duration-s', '0'], 'invalid --duration-s "0": expected an integer from 1 to'],

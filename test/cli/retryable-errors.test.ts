@@ -24,4 +24,10 @@ test('retryable append errors by code', () => {
   }
 });
 
+test('HAProxy without members is explained', () => {
+  const error = new IngestError(grpc.status.UNAVAILABLE, 'Received HTTP status code 503');
+  assert.match(error.message, /no member up to take the call/);
+  assert.ok(isRetryableAppendError(error), 'a member may come back');
+});
+
 test.run();
