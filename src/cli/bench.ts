@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { connectFailureMessage, refusedTargetMessage } from './connect-failure';
 import { connectIngest, type IngestClient } from '../client/ingest-client';
 import { runLoad, type LoadOperation } from '../client/load/load-generator';
 import { buildLoadReport, formatLoadReport } from '../client/load/load-report';
@@ -102,12 +103,12 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
 }
 
 async function bench(flags: BenchFlags, io: CliIo): Promise<number> {
+  const refused = await refusedTargetMessage(flags.target);
+  if (refused !== null) throw new Error(refused);
   const client = connectIngest(flags.target);
   try {
-    await client.waitForReady(flags.deadlineMs).catch(() => {
-      throw new Error(
-      `failed to connect to ${flags.target} within ${flags.deadlineMs} ms; check --target and that a member listens there`,
-    );
+    await client.waitForReady(flags.deadlineMs).catch(async () => {
+      throw new Error(await connectFailureMessage(flags.target, flags.deadlineMs));
     });
     const load = benchOperation(client, flags);
     const workerCount = flags.mode === 'unary' ? flags.concurrency : flags.streams * flags.window;

@@ -6,6 +6,7 @@ import { connectIngest } from '../client/ingest-client';
 import { appendWithRetry, retryPolicyDefaults, type RetryPolicy } from '../client/retry';
 import { AppendStreamPool } from '../client/stream-pool';
 import type { AppendResult } from '../client/types';
+import { connectFailureMessage, refusedTargetMessage } from './connect-failure';
 import {
   FlagError,
   parseFlags,
@@ -128,13 +129,13 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
 }
 
 async function send(flags: SendFlags, io: CliIo): Promise<number> {
+  const refused = await refusedTargetMessage(flags.target);
+  if (refused !== null) throw new Error(refused);
   const client = connectIngest(flags.target);
   // Fail fast on a wrong address instead of retrying every valueset.
-  await client.waitForReady(flags.deadlineMs).catch(() => {
+  await client.waitForReady(flags.deadlineMs).catch(async () => {
     client.close();
-    throw new Error(
-      `failed to connect to ${flags.target} within ${flags.deadlineMs} ms; check --target and that a member listens there`,
-    );
+    throw new Error(await connectFailureMessage(flags.target, flags.deadlineMs));
   });
   const pool = flags.stream
     ? new AppendStreamPool(client, 1, { windowSize: flags.concurrency, replyTimeoutMs: flags.deadlineMs })
