@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { joinNegativeValues } from '../util/negative-flag-values';
 import { haproxyInstalled, LocalCluster, processExists, unavailableAddresses } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
+import { readMembershipOf } from '../node/membership-file';
 import { countNoun } from './count-noun';
 import { renderHaproxyConfig } from './haproxy-config';
 
@@ -85,6 +86,11 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 1;
   }
+  const sizeFailure = recordedSizeFailure(flags.dataDir, flags.size);
+  if (sizeFailure !== null) {
+    console.error(`replog cluster: ${sizeFailure}`);
+    return 1;
+  }
   const createFailure = dataFolderFailure('create', flags.dataDir, () => fs.mkdirSync(flags.dataDir, { recursive: true }));
   if (createFailure !== null) {
     console.error(`replog cluster: ${createFailure}`);
@@ -131,6 +137,25 @@ export async function run(argv: string[]): Promise<number> {
     // A closed terminal sends SIGHUP: stop the members and HAProxy then too.
     process.on('SIGHUP', stop);
   });
+}
+
+/**
+ * Returns why the members in `dataDir` cannot run as a cluster of `size`, or
+ * null. A cluster cannot change its members, so the members would refuse to
+ * start one by one; this check reports it before any of them starts.
+ */
+function recordedSizeFailure(dataDir: string, size: number): string | null {
+  let recorded;
+  try {
+    recorded = readMembershipOf(path.join(dataDir, 'n1'));
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (recorded === null || recorded.members.length === size) return null;
+  return (
+    `the data folder ${dataDir} holds a cluster of ${recorded.members.length} members (${recorded.members.join(',')}), ` +
+    `so it cannot run with --size ${size}: start it with --size ${recorded.members.length}, or pick a new folder with --data`
+  );
 }
 
 /** The compiled CLI entry point, for restart commands that run node directly. */

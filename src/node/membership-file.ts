@@ -49,6 +49,12 @@ export function checkMembership(dataDir: string, id: string, memberIds: readonly
   );
 }
 
+/** Returns the membership recorded in the data folder `dataDir`, or null when it has no record. */
+export function readMembershipOf(dataDir: string): Membership | null {
+  const file = path.join(dataDir, membershipFileName);
+  return fs.existsSync(file) ? readMembership(file) : null;
+}
+
 function readMembership(file: string): Membership {
   let parsed: unknown;
   try {

@@ -1,9 +1,12 @@
 // Flag errors and help of `replog cluster`, run as real processes of the
 // built CLI. No case starts a member.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { checkMembership } from '../../src/node/membership-file';
 
 const mainScript = path.join(__dirname, '../../src/cli/main.js');
 const helpHint = 'Run "replog cluster --help" for the flags.';
@@ -35,6 +38,15 @@ for (const [args, expected] of invalidCases) {
     assert.is(result.stdout, '');
   });
 }
+
+test('cluster of another size is refused', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-size-'));
+  checkMembership(path.join(dir, 'n1'), 'n1', ['n1', 'n2', 'n3']);
+  const result = runCluster(['--data', dir, '--size', '1']);
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.is(result.status, 1, result.stderr);
+  assert.match(result.stderr, /holds a cluster of 3 members \(n1,n2,n3\), so it cannot run with --size 1: start it with --size 3/);
+});
 
 test('top-level help states cluster sizes', () => {
   const result = spawnSync(process.execPath, [mainScript, '--help'], { encoding: 'utf8', timeout: 20_000 });
