@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
-import { connectFailureMessage, refusedTargetMessage } from './connect-failure';
 import { connectIngest, type IngestClient } from '../client/ingest-client';
 import { runLoad, type LoadOperation } from '../client/load/load-generator';
 import { buildLoadReport, formatLoadReport } from '../client/load/load-report';
 import { AppendStreamPool } from '../client/stream-pool';
+import { connectFailureMessage, refusedTargetMessage } from './connect-failure';
 import {
   FlagError,
   parseFlags,
@@ -103,8 +103,8 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
 }
 
 async function bench(flags: BenchFlags, io: CliIo): Promise<number> {
-  const refused = await refusedTargetMessage(flags.target);
-  if (refused !== null) throw new Error(refused);
+  const refusal = await refusedTargetMessage(flags.target);
+  if (refusal !== null) throw new Error(refusal);
   const client = connectIngest(flags.target);
   try {
     await client.waitForReady(flags.deadlineMs).catch(async () => {

@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { joinNegativeValues } from '../util/negative-flag-values';
-import { haproxyInstalled, LocalCluster, processExists, unavailableAddresses } from '../cluster/local-cluster';
+import { haproxyInstalled, LocalCluster, processExists } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
 import { readMembershipOf } from '../node/membership-file';
+import { joinNegativeValues } from '../util/negative-flag-values';
 import { countNoun } from './count-noun';
 import { renderHaproxyConfig } from './haproxy-config';
 
@@ -97,8 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   const cluster = await LocalCluster.create({ ...flags, withHaproxy: true });
-  const addresses = [cluster.haproxyAddress!, ...cluster.members.flatMap((m) => [m.grpc, m.http])];
-  const busy = await unavailableAddresses(addresses);
+  const busy = await cluster.busyAddresses();
   if (busy.length > 0) {
     console.error(`replog cluster: ${busy.join(', ')} already in use (another cluster?); stop it or pick other ports with --base-port`);
     return 1;

@@ -1,6 +1,6 @@
-// Why a client command could not reach its --target. grpc-js retries a
-// refused connection until the deadline and then reports only that it timed
-// out, so a plain TCP connect to each address separates the cases.
+// Error messages for a --target that a client command cannot reach. grpc-js
+// retries a refused connection until the deadline and then reports only that
+// it timed out, so a plain TCP connect to each address separates the cases.
 import * as net from 'node:net';
 import { parseHostPortList, type HostPort } from '../client/target';
 

@@ -129,8 +129,8 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
 }
 
 async function send(flags: SendFlags, io: CliIo): Promise<number> {
-  const refused = await refusedTargetMessage(flags.target);
-  if (refused !== null) throw new Error(refused);
+  const refusal = await refusedTargetMessage(flags.target);
+  if (refusal !== null) throw new Error(refusal);
   const client = connectIngest(flags.target);
   // Fail fast on a wrong address instead of retrying every valueset.
   await client.waitForReady(flags.deadlineMs).catch(async () => {

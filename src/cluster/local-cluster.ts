@@ -70,6 +70,12 @@ export class LocalCluster {
     return this.members.map((m) => `${m.id}=${m.grpc}`).join(',');
   }
 
+  /** Returns the addresses of HAProxy and the members that another process listens on now. */
+  busyAddresses(): Promise<string[]> {
+    const haproxy = this.haproxyAddress === null ? [] : [this.haproxyAddress];
+    return unavailableAddresses([...haproxy, ...this.members.flatMap((m) => [m.grpc, m.http])]);
+  }
+
   member(id: string): LocalMemberSpec {
     const spec = this.members.find((m) => m.id === id);
     if (!spec) throw new Error(`no member ${id} in this cluster`);
@@ -174,7 +180,7 @@ export async function freePorts(count: number): Promise<number[]> {
 }
 
 /** Returns the HOST:PORT addresses on which a listener cannot be opened now. */
-export async function unavailableAddresses(addresses: readonly string[]): Promise<string[]> {
+async function unavailableAddresses(addresses: readonly string[]): Promise<string[]> {
   const unavailable: string[] = [];
   for (const address of addresses) {
     const at = address.lastIndexOf(':');

@@ -11,7 +11,7 @@ import { connectIngest, type IngestClient } from '../client/ingest-client';
 import { renderHaproxyConfig } from '../cli/haproxy-config';
 import { fetchMemberStatus } from '../cli/status-fetch';
 import type { MemberStatus } from '../cli/status-table';
-import { haproxyInstalled, LocalCluster, unavailableAddresses, type LocalMemberSpec } from '../cluster/local-cluster';
+import { haproxyInstalled, LocalCluster, type LocalMemberSpec } from '../cluster/local-cluster';
 import { verifyCluster, type MessageRef, type VerifyResult } from '../verify/verify-cluster';
 import { memberCheck } from '../verify/format';
 import { AckChecker, AckLog, ValuesetScheme, type AckCheck } from './acks';
@@ -112,8 +112,7 @@ export async function runExperiment(options: ExperimentOptions, hooks: Experimen
   process.once('exit', killMembers);
   let error: string | null = null;
   // Another cluster on these ports would take the load and pass for this one.
-  const addresses = [...(cluster.haproxyAddress ? [cluster.haproxyAddress] : []), ...cluster.members.flatMap((m) => [m.grpc, m.http])];
-  const busy = await unavailableAddresses(addresses);
+  const busy = await cluster.busyAddresses();
   if (busy.length > 0) {
     error = `${busy.join(', ')} already in use (another cluster?); stop it or pick other ports with --base-port`;
   } else {

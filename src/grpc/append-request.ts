@@ -29,9 +29,9 @@ interface Varint {
 
 /**
  * Decodes an AppendRequest. Unknown fields are skipped, and of several
- * `valueset` fields the last one counts, as protobuf specifies. Never throws:
- * a malformed message comes back with `invalid` set, so that the handler can
- * reply INVALID_ARGUMENT in request order.
+ * `valueset` fields the last one counts, as protobuf specifies. A malformed
+ * message comes back with `invalid` set instead of an exception, so that the
+ * handler can reply INVALID_ARGUMENT in request order.
  */
 export function decodeAppendRequest(bytes: Buffer): AppendRequestWire {
   let valueset: Buffer | null = null;

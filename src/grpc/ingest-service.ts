@@ -4,7 +4,7 @@ import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
 import { decodeAppendRequest, type AppendRequestWire } from './append-request';
 import { errors, ReplogError, toReplogError } from './errors';
-import { waitForDrain } from './server-stream';
+import { failStream, waitForDrain } from './server-stream';
 interface ReadRequestWire {
   readonly fromIndex: number;
   readonly limit: number;
@@ -69,9 +69,7 @@ export function ingestServiceHandlers(
         // Bad requests and shutdown are expected; only an internal error is worth a warning.
         const level = error.code === grpc.status.INTERNAL ? 'warn' : 'debug';
         log[level]({ err: error.message, code: error.code }, 'read stream failed');
-        // An 'error' event ends the call with this status; destroy() would
-        // close the stream and leave the client without one.
-        if (!call.cancelled) call.emit('error', { code: error.code, details: error.message });
+        if (!call.cancelled) failStream(call, error.code, error.message);
       });
     },
   };
@@ -117,9 +115,8 @@ function handleAppendStream(
     closing = true;
     call.pause();
     void tail.then(() => {
-      // An 'error' event ends the call with this status, as failStream does for server streams.
       const error = errors.shuttingDown();
-      if (!call.cancelled) call.emit('error', { code: error.code, details: error.message });
+      if (!call.cancelled) failStream(call, error.code, error.message);
     });
   });
   call.on('cancelled', forget);

@@ -15,10 +15,10 @@ export function waitForDrain(call: grpc.ServerWritableStream<unknown, unknown>):
 }
 
 /**
- * Ends a server stream with an error status. grpc-js sends the status when the
- * stream emits 'error'; destroy(err) would close the stream without one, and
- * the client would wait for its deadline.
+ * Ends a server or bidirectional stream with an error status. grpc-js sends
+ * the status when the stream emits 'error'; destroy(err) would close the
+ * stream without one, and the client would wait for its deadline.
  */
-export function failStream(call: grpc.ServerWritableStream<unknown, unknown>, code: grpc.status, details: string): void {
+export function failStream(call: Pick<grpc.ServerWritableStream<unknown, unknown>, 'emit'>, code: grpc.status, details: string): void {
   call.emit('error', { code, details });
 }
