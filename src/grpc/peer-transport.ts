@@ -6,7 +6,7 @@ import type { Message } from '../consensus/types';
 import type { PeerAddress } from '../node/config';
 import type { Member, MemberTransport } from '../node/member';
 import type { AppendResult } from '../node/waiters';
-import { fileSha256, latestSnapshot, snapshotChunks, type LocalSnapshot } from '../storage/snapshot-files';
+import { fileSha256, snapshotChunks, type LocalSnapshot } from '../storage/snapshot-files';
 import { errors } from './errors';
 import { splitBySize } from '../util/split-by-size';
 import { encodeMessages } from './peer-codec';
@@ -66,17 +66,20 @@ export class PeerTransport implements MemberTransport {
     return link.forward(valueset);
   }
 
-  /** Streams the newest local snapshot to `to`, unless a transfer to it is running. */
+  /**
+   * Streams the newest usable snapshot file to `to`, unless a transfer to it
+   * is running. With no usable file, the member saves one, and the core's
+   * next retry, an election timeout later, sends it.
+   */
   sendSnapshot(to: string, term: number): void {
     const link = this.links.get(to);
     if (!link || !this.member || this.snapshotsSending.has(to)) return;
-    const snapshot = latestSnapshot(this.member.snapshotsDir());
+    const saving = this.member.savingSnapshot;
+    const snapshot = this.member.snapshotToSend();
     if (!snapshot) {
-      this.member.metrics.snapshotsSent.inc({ result: 'failed' });
-      this.log.warn({ peerId: to, err: 'no local snapshot to send' }, 'sending snapshot failed; taking one');
-      // The log start moved without a snapshot file (an interrupted install
-      // finished on restart), so make one for the follower's next retry.
-      this.member.requestSnapshot();
+      const fields = { peerId: to, snapshotIndex: this.member.status().snapshotIndex };
+      if (saving) this.log.debug(fields, 'a follower needs a snapshot; still saving the file');
+      else this.log.info(fields, 'a follower needs a snapshot; saving a snapshot file');
       return;
     }
     this.snapshotsSending.add(to);

@@ -9,7 +9,7 @@ import { errors, ReplogError, toReplogError } from '../grpc/errors';
 import { encodeMessageBatch, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
 import { SqliteRaftLog } from '../storage/raft-log';
-import { fileSha256Sync, listSnapshots, snapshotsDirectory, type LocalSnapshot } from '../storage/snapshot-files';
+import { fileSha256Sync, latestSnapshot, listSnapshots, pruneSnapshotsBelow, snapshotsDirectory, type LocalSnapshot } from '../storage/snapshot-files';
 import { readCurrent, stateDirectory } from '../storage/state-dir';
 import type { StoredMessage } from '../storage/types';
 import type { MemberConfig } from './config';
@@ -84,9 +84,13 @@ export class Member extends EventEmitter {
   private latestHardState: HardState;
   private appliedIndex: number;
   private snapshotIndex: number;
-  private snapshotInProgress = false;
-  /** Set when the newest snapshot file was found damaged: the next drive takes a new one. */
-  private snapshotRequested = false;
+  /** A snapshot is being taken: the state database fsync'd, then the log compacted. */
+  private compacting = false;
+  /** Set when a peer needs a snapshot file newer than the newest one: the next drive saves one. */
+  private snapshotFileRequested = false;
+  private savingSnapshotFile = false;
+  /** Counts the leader's snapshots installed, so a snapshot started before one is dropped. */
+  private stateGeneration = 0;
   private bytesSinceSnapshot = 0;
   /**
    * Verified snapshot files from the leader by `index/term`, until the core
@@ -100,8 +104,8 @@ export class Member extends EventEmitter {
   private sentEarly: Message[] = [];
   /** How many of the pending Ready's committed entries startReady() applied. */
   private appliedEarly = 0;
-  /** A saved snapshot whose compaction waits for the core's advance(). */
-  private savedSnapshot: { snapshot: LocalSnapshot; end: () => number } | null = null;
+  /** The durable applied index of a snapshot whose compaction waits for the core's advance(). */
+  private pendingCompaction: { index: number; end: () => number } | null = null;
   /** The error that appends still in progress fail with once the member stopped. */
   private stopFailure: ReplogError = errors.shuttingDown();
   private stopped = false;
@@ -179,8 +183,8 @@ export class Member extends EventEmitter {
       // rather than apply a log with a hole in it.
       throw new Error(
         `state database in ${this.config.dataDir} is at index ${summary.appliedIndex}, below the log start ${loaded.logStart.index}, ` +
-          `and no local snapshot covers the gap; copy the newest snapshot-<index>-<term>.db and its .sha256 file ` +
-          `from another member's snapshots folder into ${this.snapshotsDir()} and start the member again`,
+          `and no local snapshot covers the gap; start it with \`replog node\`, which fetches a snapshot from a peer, ` +
+          `or put a peer's snapshot-<index>-<term>.db and its .sha256 file into ${this.snapshotsDir()}`,
       );
     }
     let hardState = loaded.hardState;
@@ -432,10 +436,10 @@ export class Member extends EventEmitter {
     }
     this.softState = ready.softState;
     this.raft.advance(ready);
-    const saved = this.savedSnapshot;
-    if (saved !== null && saved.snapshot.meta.index <= this.raft.status().appliedIndex) {
-      this.savedSnapshot = null;
-      this.compactTo(saved.snapshot, saved.end);
+    const pending = this.pendingCompaction;
+    if (pending !== null && pending.index <= this.raft.status().appliedIndex) {
+      this.pendingCompaction = null;
+      this.compactTo(pending.index, pending.end);
     }
   }
 
@@ -577,10 +581,11 @@ export class Member extends EventEmitter {
       throw new Error(`core installed snapshot ${meta.index}/${meta.term} but none is staged for it`);
     }
     this.stagedSnapshots.clear();
-    if (this.savedSnapshot !== null) {
-      // The leader's snapshot replaces the state that this member's snapshot copied.
-      this.savedSnapshot = null;
-      this.snapshotInProgress = false;
+    // The leader's snapshot replaces the state that a snapshot in progress made durable.
+    this.stateGeneration += 1;
+    if (this.pendingCompaction !== null) {
+      this.pendingCompaction = null;
+      this.compacting = false;
     }
     writingTo(() => this.stateFile(), () => this.store.restoreFrom(stagedPath));
     writingTo(() => this.raftLog.filePath, () => this.raftLog.installSnapshot(meta));
@@ -629,63 +634,122 @@ export class Member extends EventEmitter {
     return path.join(stateDir, readCurrent(stateDir) ?? 'CURRENT');
   }
 
-  /** Starts a snapshot once enough entries were applied since the last one. */
+  /**
+   * Takes a snapshot once enough entries were applied since the last one, and
+   * saves a snapshot file when a peer asked for one.
+   *
+   * A snapshot copies nothing: the state database already holds the applied
+   * index in the same transaction as its rows. Its fsync makes everything
+   * applied so far durable, and the log is then compacted up to that index.
+   * A full copy of the database, the file a follower installs, is saved only
+   * when a follower needs one (snapshotToSend()).
+   */
   private maybeSnapshot(): void {
-    if (this.snapshotInProgress) return;
+    if (this.snapshotFileRequested && !this.savingSnapshotFile) this.saveSnapshotFile();
+    if (this.compacting) return;
     const enoughEntries = this.appliedIndex - this.snapshotIndex >= this.config.snapshotThreshold;
     const enoughBytes = this.bytesSinceSnapshot >= this.config.snapshotThresholdBytes;
-    if (!enoughEntries && !enoughBytes && !this.snapshotRequested) return;
-    this.snapshotInProgress = true;
-    this.snapshotRequested = false;
+    if (!enoughEntries && !enoughBytes) return;
+    this.compacting = true;
     this.bytesSinceSnapshot = 0;
     const end = this.metrics.snapshotSeconds.startTimer();
-    this.store
-      .saveSnapshot()
-      .then((snapshot) => {
+    const generation = this.stateGeneration;
+    const file = this.stateFile();
+    this.store.syncToDisk().then(
+      (durable) => {
         if (this.stopped) return;
-        // The snapshot may contain entries that startReady() applied while
-        // their Ready waits for its fsync. The core counts them as applied
-        // only at advance(), so compaction waits for that.
-        if (snapshot.meta.index > this.raft.status().appliedIndex) {
-          this.savedSnapshot = { snapshot, end };
+        if (generation !== this.stateGeneration) {
+          this.compacting = false;
           return;
         }
-        this.compactTo(snapshot, end);
-      })
-      .catch((err: unknown) => {
-        this.log.error({ err }, 'snapshot failed');
-        this.snapshotInProgress = false;
-      });
+        // The fsync may cover entries that startReady() applied while their
+        // Ready waits for its own fsync. The core counts them as applied only
+        // at advance(), so compaction waits for that.
+        if (durable.index > this.raft.status().appliedIndex) {
+          this.pendingCompaction = { index: durable.index, end };
+          return;
+        }
+        this.compactTo(durable.index, end);
+      },
+      (err: unknown) => {
+        if (this.stopped) return;
+        if (generation !== this.stateGeneration) {
+          this.compacting = false;
+          return;
+        }
+        // As with the Raft log: after a failed fsync, nothing written since
+        // the last good one may be counted as stored.
+        this.failStop(new StorageWriteError(file, err));
+      },
+    );
   }
 
-  /** Compacts the log up to a saved snapshot and ends the snapshot in progress. */
-  private compactTo(snapshot: LocalSnapshot, end: () => number): void {
+  /** Compacts the log up to a durable applied index and ends the snapshot in progress. */
+  private compactTo(index: number, end: () => number): void {
     try {
-      const compacted = this.raft.compact(snapshot.meta.index, this.config.snapshotKeepEntries);
+      const compacted = this.raft.compact(index, this.config.snapshotKeepEntries);
       this.raftLog.compact(compacted.snapshot, compacted.logStart);
       this.snapshotIndex = compacted.snapshot.index;
       this.metrics.snapshotsTaken.inc();
-      this.metrics.snapshotBytes.set(snapshot.bytes);
+      const pruned = pruneSnapshotsBelow(this.snapshotsDir(), compacted.snapshot.index);
       this.log.info(
-        { snapshotIndex: compacted.snapshot.index, logStartIndex: compacted.logStart.index, bytes: snapshot.bytes, ms: Math.round(end() * 1000) },
+        { snapshotIndex: compacted.snapshot.index, logStartIndex: compacted.logStart.index, ms: Math.round(end() * 1000), pruned },
         'took snapshot and compacted the log',
       );
     } catch (err) {
-      this.log.error({ err, snapshotIndex: snapshot.meta.index }, 'compacting the log after a snapshot failed');
+      this.log.error({ err, snapshotIndex: index }, 'compacting the log after a snapshot failed');
     } finally {
-      this.snapshotInProgress = false;
+      this.compacting = false;
     }
   }
 
+  /** Saves a copy of the state database as a snapshot file for peers; the log stays as it is. */
+  private saveSnapshotFile(): void {
+    this.snapshotFileRequested = false;
+    this.savingSnapshotFile = true;
+    const startedMs = performance.now();
+    this.store
+      .saveSnapshot()
+      .then((snapshot) => {
+        this.metrics.snapshotBytes.set(snapshot.bytes);
+        this.log.info(
+          { snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes, ms: Math.round(performance.now() - startedMs) },
+          'saved snapshot file for peers',
+        );
+      })
+      .catch((err: unknown) => {
+        if (!this.stopped) this.log.error({ err }, 'saving a snapshot file failed');
+      })
+      .finally(() => {
+        this.savingSnapshotFile = false;
+      });
+  }
+
   /**
-   * Takes a new snapshot soon, whatever the thresholds. The transport calls
-   * this when the newest snapshot file no longer matches its SHA-256 sidecar;
-   * without it every retry would send the same damaged file until enough new
-   * entries trigger a snapshot, which never happens on an idle cluster.
+   * Returns the newest snapshot file that a follower can catch up from: one
+   * at or above the log's snapshot index, so the log has every entry after
+   * it. Returns null, and saves a new file soon, when there is none.
+   */
+  snapshotToSend(): LocalSnapshot | null {
+    const newest = latestSnapshot(this.snapshotsDir());
+    if (newest !== null && newest.meta.index >= this.snapshotIndex) return newest;
+    this.requestSnapshot();
+    return null;
+  }
+
+  /** Whether a snapshot file is being saved for peers. */
+  get savingSnapshot(): boolean {
+    return this.savingSnapshotFile;
+  }
+
+  /**
+   * Saves a new snapshot file soon. The transport calls this when a follower
+   * needs a snapshot and the newest file is too old or no longer matches its
+   * SHA-256 sidecar. Without a new file, every retry would send the same one.
    */
   requestSnapshot(): void {
     if (this.stopped) return;
-    this.snapshotRequested = true;
+    this.snapshotFileRequested = true;
     this.scheduleDrive();
   }
 

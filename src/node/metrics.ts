@@ -36,7 +36,7 @@ export class MemberMetrics {
   readonly proposalsFailed = this.counter('replog_proposals_failed_total', 'Appends that failed, by gRPC status code name', ['code']);
   readonly duplicates = this.counter('replog_duplicates_total', 'Appends replied to as duplicates of a stored valueset');
   readonly leaderChanges = this.counter('replog_leader_changes_total', 'Times this member saw the leader change');
-  readonly snapshotsTaken = this.counter('replog_snapshots_total', 'Snapshots this member took of its message store');
+  readonly snapshotsTaken = this.counter('replog_snapshots_total', 'Snapshots this member took: the state database made durable, then the log compacted');
   readonly snapshotsSent = this.counter('replog_install_snapshot_sent_total', 'Snapshots sent to followers, by result', ['result']);
   readonly snapshotsReceived = this.counter('replog_install_snapshot_received_total', 'Snapshots received from the leader, by result', ['result']);
   readonly snapshotBytes = this.gauge('replog_snapshot_bytes', 'Size of the newest snapshot file in bytes');
@@ -61,8 +61,8 @@ export class MemberMetrics {
   });
   readonly snapshotSeconds = new Histogram({
     name: 'replog_snapshot_seconds',
-    help: 'Time to write one snapshot of the message store',
-    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    help: 'Time to take one snapshot: fsync of the state database, then log compaction',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
 

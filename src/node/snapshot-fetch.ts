@@ -56,6 +56,12 @@ export function stateGapIndex(dataDir: string, log: Logger): number | null {
 export async function fetchSnapshotFromPeers(config: MemberConfig, log: Logger, minIndex: number): Promise<void> {
   const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
   const peers = config.peers.filter((p) => p.id !== config.id);
+  if (peers.length === 0) {
+    throw new Error(
+      `the state database in ${config.dataDir} is behind the log start, and no local snapshot reaches index ${minIndex}; ` +
+        'a member without peers has no one to fetch a snapshot from, so the messages before that index are lost',
+    );
+  }
   log.warn({ minIndex }, 'state database is behind the log start and no local snapshot covers it; fetching one from a peer');
   for (let round = 1; ; round++) {
     for (const peer of peers) {

@@ -161,6 +161,26 @@ export class MessageStore {
   }
 
   /**
+   * Makes every apply() so far durable and resolves with the applied index and
+   * term they reach. Apply goes on meanwhile. Rejects when a snapshot replaced
+   * the database before the fsyncs ended, since they then covered the old file.
+   */
+  async syncToDisk(): Promise<SnapshotMeta> {
+    const durable = { index: this.meta.appliedIndex, term: this.meta.appliedTerm };
+    const database = this.database;
+    try {
+      await database.syncToDisk();
+    } catch (err) {
+      // A restore that deletes the old file fails its fsync; report the restore.
+      if (database === this.database) throw err;
+    }
+    if (database !== this.database) {
+      throw new Error(`state database ${database.file} was replaced while it was fsync'd`);
+    }
+    return durable;
+  }
+
+  /**
    * Creates a snapshot in `<dir>/snapshots/snapshot-<index>-<term>.db` with
    * its `.sha256` sidecar and deletes all but the newest snapshots.
    */

@@ -104,6 +104,22 @@ export function pruneSnapshots(
 }
 
 /**
+ * Deletes the snapshots below `index`, never `keepPath`, and returns their
+ * paths. Once the log starts above a snapshot, the member can neither restore
+ * from it nor catch a follower up with it.
+ */
+export function pruneSnapshotsBelow(snapshotsDir: string, index: number, keepPath?: string): string[] {
+  const removed: string[] = [];
+  for (const snapshot of listSnapshots(snapshotsDir)) {
+    if (snapshot.meta.index >= index || snapshot.path === keepPath) continue;
+    removeFileIfExists(snapshot.path);
+    removeFileIfExists(`${snapshot.path}.sha256`);
+    removed.push(snapshot.path);
+  }
+  return removed;
+}
+
+/**
  * Deletes what an interrupted snapshot left behind: `.partial` files and
  * sidecars without data. Call it only while no snapshot is being written.
  */

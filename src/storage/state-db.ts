@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import { digestBytes, initialDigest } from './digest';
-import { copyFileDurably, fsyncFileSync } from './durable-fs';
+import { copyFileDurably, fsyncFile, fsyncFileSync } from './durable-fs';
 import type { StoredMessage } from './types';
 
 export interface StateMeta {
@@ -321,6 +321,21 @@ export class StateDatabase {
    * NOTE: callers run one copy at a time, because a second copy's checkpoint
    * would write into the file while the first copy reads it.
    */
+  /**
+   * Resolves once every transaction committed before the call is on disk. It
+   * fsyncs the WAL file, then the database file, on the thread pool. SQLite
+   * fsyncs the database file at the end of each checkpoint, before it reuses
+   * the WAL, so a commit is in one of the two.
+   */
+  async syncToDisk(): Promise<void> {
+    try {
+      await fsyncFile(`${this.file}-wal`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    await fsyncFile(this.file);
+  }
+
   async copyTo(destination: string): Promise<void> {
     this.db.pragma('wal_autocheckpoint = 0');
     try {

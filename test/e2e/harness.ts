@@ -4,8 +4,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { renderHaproxyConfig } from '../../src/cli/haproxy-config';
 import { connectIngest, isRetryableAppendError, type IngestClient } from '../../src/client';
+import { loadReplogPackage } from '../../src/client/proto';
 import { LocalCluster } from '../../src/cluster/local-cluster';
 import type { MemberStatus } from '../../src/node/member';
 
@@ -273,4 +275,48 @@ export async function readAll(target: string): Promise<{ index: number; valueset
     client.close();
   }
   return messages;
+}
+
+export interface FetchOutcome {
+  readonly code: number;
+  readonly snapshotIndex: number;
+  readonly ms: number;
+}
+
+/**
+ * Calls Peer.FetchSnapshot on a member directly and drops the data. Returns
+ * the status code, the index of the snapshot sent (0 when none) and the time.
+ */
+export function fetchPeerSnapshot(address: string, minIndex: number): Promise<FetchOutcome> {
+  const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
+  const client = new Peer(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    FetchSnapshot(request: object, options: grpc.CallOptions): grpc.ClientReadableStream<{ index: number }>;
+  };
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let snapshotIndex = 0;
+    const call = client.FetchSnapshot({ from: 'test', minIndex }, { deadline: Date.now() + 20_000 });
+    call.on('data', (chunk: { index: number }) => {
+      snapshotIndex ||= Number(chunk.index);
+    });
+    call.on('status', (status: grpc.StatusObject) => {
+      client.close();
+      resolve({ code: status.code, snapshotIndex, ms: Date.now() - started });
+    });
+    call.on('error', () => undefined);
+  });
+}
+
+/**
+ * Makes the member at gRPC `address` save a snapshot file at or above
+ * `minIndex`, as it does for a follower that needs one: asks for one with
+ * FetchSnapshot until a call succeeds. Returns the index sent.
+ */
+export async function saveSnapshotFile(address: string, minIndex: number): Promise<number> {
+  return waitFor(`a snapshot file at or above ${minIndex} on ${address}`, async () => {
+    const outcome = await fetchPeerSnapshot(address, minIndex);
+    if (outcome.code === grpc.status.OK) return outcome.snapshotIndex;
+    await sleep(100);
+    return null;
+  });
 }

@@ -122,7 +122,7 @@ test('appends flow while members compact', async () => {
   }
 });
 
-test('log start advances and old snapshots are pruned', async () => {
+test('log start advances without snapshot files when no follower needs one', async () => {
   const ids = tc.cluster.members.map((m) => m.id);
   const synced = await waitInSync(tc.cluster, ids, messageCount);
   assert.is(synced[0]!.messageCount, messageCount);
@@ -133,8 +133,11 @@ test('log start advances and old snapshots are pruned', async () => {
     assert.ok(starts[starts.length - 1]! > starts[0]!, `${m.id} log start moved from ${starts[0]}`);
     const snapshotsTaken = await metricValue(m.http, 'replog_snapshots_total');
     assert.ok(snapshotsTaken >= 3, `${m.id} replog_snapshots_total is ${snapshotsTaken}`);
-    const files = fs.readdirSync(path.join(m.dataDir, 'snapshots')).filter((f) => f.endsWith('.db'));
-    assert.ok(files.length <= 2, `${m.id} keeps ${files.length} snapshot files: ${files.join(', ')}`);
+    // A snapshot fsyncs the state database instead of copying it; a copy is
+    // saved only for a follower that needs one, and none did here.
+    const snapshotsDir = path.join(m.dataDir, 'snapshots');
+    const files = fs.existsSync(snapshotsDir) ? fs.readdirSync(snapshotsDir).filter((f) => f.endsWith('.db')) : [];
+    assert.equal(files, [], `${m.id} saved no snapshot file`);
   }
 });
 

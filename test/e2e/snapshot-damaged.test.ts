@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LocalMemberSpec } from '../../src/cluster/local-cluster';
-import { appendMany, connect, fetchStatus, readAll, startCluster, waitFor, waitForLeader, waitInSync, type TestCluster } from './harness';
+import { appendMany, connect, fetchStatus, readAll, saveSnapshotFile, startCluster, waitFor, waitForLeader, waitInSync, type TestCluster } from './harness';
 
 const snapshotThresholdEntries = 300;
 const snapshotKeepEntries = 20;
@@ -76,15 +76,21 @@ function newestSnapshot(member: LocalMemberSpec): SnapshotFile | null {
   return { index: newest.index, path: filePath, expectedSha256: fs.readFileSync(`${filePath}.sha256`, 'utf8').slice(0, 64) };
 }
 
-/** Waits until the leader's newest snapshot file is the one its /status reports and no other is due. */
+/**
+ * Waits until the leader's snapshots settle, then has it save a snapshot file,
+ * as it does for a follower that needs one, and returns that file.
+ */
 async function settledSnapshot(leader: LocalMemberSpec): Promise<SnapshotFile> {
-  return waitFor('the leader to finish its snapshots', async () => {
-    const status = await fetchStatus(leader.http);
-    const newest = newestSnapshot(leader);
-    if (status === null || newest === null) return null;
-    const settled = newest.index === status.snapshotIndex && status.appliedIndex - status.snapshotIndex < snapshotThresholdEntries;
-    return settled ? newest : null;
+  const status = await waitFor('the leader to finish its snapshots', async () => {
+    const current = await fetchStatus(leader.http);
+    if (current === null || current.snapshotIndex === 0) return null;
+    return current.appliedIndex - current.snapshotIndex < snapshotThresholdEntries ? current : null;
   });
+  const index = await saveSnapshotFile(leader.grpc, status.snapshotIndex);
+  const newest = newestSnapshot(leader);
+  assert.ok(newest, 'the leader has a snapshot file');
+  assert.is(newest!.index, index, 'the newest file is the one sent');
+  return newest!;
 }
 
 async function metricValue(httpAddress: string, series: string): Promise<number> {

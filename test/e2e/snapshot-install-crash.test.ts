@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { isRetryableAppendError, type IngestClient } from '../../src/client';
 import type { LocalMemberSpec } from '../../src/cluster/local-cluster';
 import type { MemberStatus } from '../../src/node/member';
-import { connect, fetchStatus, sleep, startCluster, waitFor, waitForLeader, waitInSync, type TestCluster } from './harness';
+import { connect, fetchStatus, saveSnapshotFile, sleep, startCluster, waitFor, waitForLeader, waitInSync, type TestCluster } from './harness';
 
 const snapshotThresholdEntries = 500;
 const snapshotKeepEntries = 20;
@@ -169,6 +169,13 @@ test('killed installing follower restarts and catches up', async () => {
   const failures = await appendLarge(client, 'large-', messageCount);
   assert.equal(failures.slice(0, 3), [], `every append is stored with one follower down, ${failures.length} failed`);
   client.close();
+  // The leader saves the file it sends now, as the restarted follower would
+  // make it do, so that its size is known before the first kill.
+  const leaderStatus = await waitFor('the leader to take a snapshot', async () => {
+    const status = await fetchStatus(tc.cluster.member(leader.id).http);
+    return status !== null && status.snapshotIndex > 0 ? status : null;
+  });
+  await saveSnapshotFile(tc.cluster.member(leader.id).grpc, leaderStatus.snapshotIndex);
   const snapshotBytes = newestSnapshotBytes(tc.cluster.member(leader.id));
 
   const kills: string[] = [];

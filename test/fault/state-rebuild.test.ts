@@ -1,18 +1,17 @@
 // A member's state database is deleted or damaged while the member is down.
-// On restart it must rebuild the state from its newest local snapshot and
-// replay its Raft log, ending with the same digest as the others. Its
-// snapshots may be gone too while its log no longer starts at index 1. Then it
-// cannot rebuild alone, so it must refuse to start with a message naming the
-// folder. Once a snapshot copied from another member is in place, it starts.
+// On restart it must rebuild the state from a snapshot and replay its Raft
+// log, ending with the same digest as the others. A member saves a snapshot
+// file only for a peer that needs one, so it may have one locally or not.
+// Without one, and with a log that no longer starts at index 1, it fetches a
+// snapshot from a peer before it serves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listSnapshots, snapshotsDirectory } from '../../src/storage/snapshot-files';
-import { loadReplogPackage } from '../../src/client/proto';
 import { readCurrent, stateDirectory } from '../../src/storage/state-dir';
-import { appendMany, connect, fetchStatus, waitFor, waitForLeader, waitInSync, type TestCluster } from '../e2e/harness';
+import { appendMany, connect, fetchPeerSnapshot, fetchStatus, saveSnapshotFile, waitFor, waitForLeader, waitInSync, type TestCluster } from '../e2e/harness';
 import { exitOf, missingOn, startFaultCluster, startWatchdog } from './fault-harness';
 
 /** Snapshots every 300 entries, keeping 100 below each, so the log start moves up quickly. */
@@ -32,15 +31,23 @@ test.after(async () => {
   await tc.close();
 });
 
-/** Appends a round of messages, then SIGKILLs a follower that has a snapshot; returns its id and the acknowledged appends. */
-async function loadAndKillFollower(): Promise<{ id: string; acknowledged: Map<string, number> }> {
+/**
+ * Appends a round of messages, then SIGKILLs a follower whose log was
+ * compacted; returns its id and the acknowledged appends. With `snapshotFile`,
+ * the follower first saves a snapshot file, as it does for a peer that needs one.
+ */
+async function loadAndKillFollower(snapshotFile: boolean): Promise<{ id: string; acknowledged: Map<string, number> }> {
   const client = connect(tc.cluster.members.map((m) => m.grpc).join(','));
   const load = await appendMany(client, `round-${round++}-`, appendsPerRound, 32);
   client.close();
   assert.is(load.failed, 0, 'appends succeed before the damage');
   const leader = await waitForLeader(tc.cluster);
   const follower = tc.cluster.members.find((m) => m.id !== leader.id)!;
-  await waitFor(`a snapshot on ${follower.id}`, async () => listSnapshots(snapshotsDirectory(follower.dataDir)).length > 0);
+  const compacted = await waitFor(`a snapshot on ${follower.id}`, async () => {
+    const status = await fetchStatus(follower.http);
+    return status !== null && status.snapshotIndex > 0 ? status : null;
+  });
+  if (snapshotFile) await saveSnapshotFile(follower.grpc, compacted.snapshotIndex);
   await tc.cluster.stopMember(follower.id, 'SIGKILL');
   return { id: follower.id, acknowledged: load.acknowledged };
 }
@@ -57,15 +64,15 @@ function logOf(id: string): string {
   return fs.readFileSync(tc.cluster.member(id).logFile, 'utf8');
 }
 
-test('deleted state database is rebuilt from snapshot and log', async () => {
-  const { id, acknowledged } = await loadAndKillFollower();
+test('deleted state database is rebuilt from a local snapshot and log', async () => {
+  const { id, acknowledged } = await loadAndKillFollower(true);
   fs.rmSync(stateDirectory(tc.cluster.member(id).dataDir), { recursive: true, force: true });
   await restartAndCompare(id, acknowledged);
   assert.ok(logOf(id).includes('state database restored from the newest local snapshot'), `${id} logs the rebuild`);
 });
 
-test('damaged state database is rebuilt from snapshot and log', async () => {
-  const { id, acknowledged } = await loadAndKillFollower();
+test('damaged state database is rebuilt from a local snapshot and log', async () => {
+  const { id, acknowledged } = await loadAndKillFollower(true);
   const stateDir = stateDirectory(tc.cluster.member(id).dataDir);
   const file = path.join(stateDir, readCurrent(stateDir)!);
   // Garbage over the whole file; the WAL goes too, or SQLite would read the
@@ -78,7 +85,7 @@ test('damaged state database is rebuilt from snapshot and log', async () => {
 });
 
 test('state and snapshots lost: fetches a snapshot from a peer', async () => {
-  const { id, acknowledged } = await loadAndKillFollower();
+  const { id, acknowledged } = await loadAndKillFollower(false);
   const member = tc.cluster.member(id);
   fs.rmSync(stateDirectory(member.dataDir), { recursive: true, force: true });
   fs.rmSync(snapshotsDirectory(member.dataDir), { recursive: true, force: true });
@@ -88,33 +95,6 @@ test('state and snapshots lost: fetches a snapshot from a peer', async () => {
   assert.ok(listSnapshots(snapshotsDirectory(member.dataDir)).length > 0, `${id} keeps the fetched snapshot`);
 });
 
-interface FetchOutcome {
-  readonly code: number;
-  readonly snapshotIndex: number;
-  readonly ms: number;
-}
-
-/** Calls Peer.FetchSnapshot on a member directly; returns the status code and the index of the snapshot sent, if any. */
-function fetchSnapshot(address: string, minIndex: number): Promise<FetchOutcome> {
-  const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
-  const client = new Peer(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-    FetchSnapshot(request: object, options: grpc.CallOptions): grpc.ClientReadableStream<{ index: number }>;
-  };
-  const started = Date.now();
-  return new Promise((resolve) => {
-    let snapshotIndex = 0;
-    const call = client.FetchSnapshot({ from: 'test', minIndex }, { deadline: Date.now() + 20_000 });
-    call.on('data', (chunk: { index: number }) => {
-      snapshotIndex ||= Number(chunk.index);
-    });
-    call.on('status', (status: grpc.StatusObject) => {
-      client.close();
-      resolve({ code: status.code, snapshotIndex, ms: Date.now() - started });
-    });
-    call.on('error', () => undefined);
-  });
-}
-
 test('FetchSnapshot below minIndex fails fast', async () => {
   const client = connect(tc.cluster.members.map((m) => m.grpc).join(','));
   const load = await appendMany(client, `round-${round++}-`, 20, 4);
@@ -123,17 +103,18 @@ test('FetchSnapshot below minIndex fails fast', async () => {
   const leader = await waitForLeader(tc.cluster);
   const peer = tc.cluster.member(leader.id);
   const before = (await fetchStatus(peer.http))!;
-  assert.ok(before.appliedIndex > before.snapshotIndex, 'entries applied since the last snapshot');
-  const minIndex = before.snapshotIndex + 1;
+  // The appends above came after any snapshot file the peer saved so far.
+  const minIndex = before.appliedIndex;
 
-  const rejected = await fetchSnapshot(peer.grpc, minIndex);
+  const rejected = await fetchPeerSnapshot(peer.grpc, minIndex);
   assert.is(rejected.code, grpc.status.FAILED_PRECONDITION, 'the call ends with FAILED_PRECONDITION');
   // A stream closed without a status would leave the caller waiting for its deadline.
   assert.ok(rejected.ms < 5000, `the rejection came in ${rejected.ms} ms`);
 
-  await waitFor(`a snapshot at or above ${minIndex} on ${peer.id}`, async () => ((await fetchStatus(peer.http))?.snapshotIndex ?? 0) >= minIndex);
-  const sent = await fetchSnapshot(peer.grpc, minIndex);
-  assert.is(sent.code, grpc.status.OK, 'the retry succeeds');
+  const sent = await waitFor(`a snapshot file at or above ${minIndex} on ${peer.id}`, async () => {
+    const outcome = await fetchPeerSnapshot(peer.grpc, minIndex);
+    return outcome.code === grpc.status.OK ? outcome : null;
+  });
   assert.ok(sent.snapshotIndex >= minIndex, `the snapshot sent (${sent.snapshotIndex}) reaches ${minIndex}`);
 });
 

@@ -244,6 +244,36 @@ test('restore from a damaged file throws and keeps the live state', () => {
   store.close();
 });
 
+test('syncToDisk resolves with the applied index at the call', async () => {
+  const fresh = MessageStore.open(dir);
+  assert.equal(await fresh.syncToDisk(), { index: 0, term: 0 }, 'an empty store syncs');
+  fresh.close();
+  const store = storeWith(10);
+  const synced = store.syncToDisk();
+  store.apply(numbered(11, 20, 2));
+  assert.equal(await synced, { index: 10, term: 1 }, 'applies after the call are not counted');
+  assert.equal(await store.syncToDisk(), { index: 20, term: 2 });
+  store.close();
+  const reopened = MessageStore.open(dir);
+  assert.is(reopened.summary().appliedIndex, 20);
+  reopened.close();
+});
+
+test('syncToDisk rejects when a restore replaced the database', async () => {
+  const store = storeWith(10);
+  const snapshotPath = path.join(dir, 'copy.db');
+  await store.createSnapshot(snapshotPath);
+  store.apply(numbered(11, 20));
+  const synced = store.syncToDisk().then(
+    () => 'synced',
+    (err: Error) => err.message,
+  );
+  store.restoreFrom(snapshotPath);
+  assert.match(await synced, /was replaced while it was fsync'd/);
+  assert.is(store.summary().appliedIndex, 10);
+  store.close();
+});
+
 test('saved snapshots keep the newest two', async () => {
   const store = MessageStore.open(dir);
   for (let round = 0; round < 4; round++) {

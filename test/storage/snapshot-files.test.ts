@@ -10,6 +10,7 @@ import {
   latestSnapshot,
   listSnapshots,
   pruneSnapshots,
+  pruneSnapshotsBelow,
   removeIncompleteSnapshots,
   snapshotChunks,
   SnapshotReceiver,
@@ -138,6 +139,17 @@ test('older received snapshot is not pruned at once', () => {
   const older = receive(10, 1, Buffer.from('ten'));
   assert.ok(fs.existsSync(older));
   assert.equal(pruneSnapshots(snapshotsDir), [older]);
+});
+
+test('snapshots below an index are pruned, except the one kept', () => {
+  // In this order, receiving keeps all three.
+  const twenty = receive(20, 1, Buffer.from('twenty'));
+  receive(30, 2, Buffer.from('thirty'));
+  const ten = receive(10, 1, Buffer.from('ten'));
+  assert.equal(pruneSnapshotsBelow(snapshotsDir, 30, twenty), [ten]);
+  assert.equal(listSnapshots(snapshotsDir).map((s) => s.meta.index), [30, 20]);
+  assert.equal(pruneSnapshotsBelow(snapshotsDir, 30), [twenty]);
+  assert.ok(!fs.existsSync(`${twenty}.sha256`), 'the sidecar goes too');
 });
 
 test('snapshots without sidecar are ignored and leftovers removed', () => {
