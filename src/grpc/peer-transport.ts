@@ -27,6 +27,8 @@ class SnapshotRejectedError extends Error {
 export class PeerTransport implements MemberTransport {
   private readonly links = new Map<string, PeerLink>();
   private readonly snapshotsSending = new Set<string>();
+  /** Followers that need a snapshot while the member saves the file, with the term they need it in. */
+  private readonly waitingForSnapshot = new Map<string, number>();
   private member: Member | null = null;
 
   constructor(
@@ -44,6 +46,16 @@ export class PeerTransport implements MemberTransport {
 
   attach(member: Member): void {
     this.member = member;
+    // Sends the new file at once instead of at the core's next retry, which
+    // comes an election timeout after the follower first needed it.
+    member.on('snapshotSaved', () => {
+      const waiting = [...this.waitingForSnapshot];
+      this.waitingForSnapshot.clear();
+      const current = member.status();
+      for (const [to, term] of waiting) {
+        if (current.role === 'leader' && current.term === term) this.sendSnapshot(to, term);
+      }
+    });
   }
 
   send(messages: readonly Message[]): void {
@@ -77,6 +89,7 @@ export class PeerTransport implements MemberTransport {
     const saving = this.member.savingSnapshot;
     const snapshot = this.member.snapshotToSend();
     if (!snapshot) {
+      this.waitingForSnapshot.set(to, term);
       const fields = { peerId: to, snapshotIndex: this.member.status().snapshotIndex };
       if (saving) this.log.debug(fields, 'a follower needs a snapshot; still saving the file');
       else this.log.info(fields, 'a follower needs a snapshot; saving a snapshot file');

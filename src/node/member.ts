@@ -716,6 +716,7 @@ export class Member extends EventEmitter {
           { snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes, ms: Math.round(performance.now() - startedMs) },
           'saved snapshot file for peers',
         );
+        this.emit('snapshotSaved', snapshot);
       })
       .catch((err: unknown) => {
         if (!this.stopped) this.log.error({ err }, 'saving a snapshot file failed');
