@@ -91,8 +91,8 @@ export class PeerTransport implements MemberTransport {
     if (!snapshot) {
       this.waitingForSnapshot.set(to, term);
       const fields = { peerId: to, snapshotIndex: this.member.status().snapshotIndex };
-      if (saving) this.log.debug(fields, 'a follower needs a snapshot; still saving the file');
-      else this.log.info(fields, 'a follower needs a snapshot; saving a snapshot file');
+      if (saving) this.log.debug(fields, 'follower needs a snapshot, file still being saved');
+      else this.log.info(fields, 'follower needs a snapshot, saving a snapshot file');
       return;
     }
     this.snapshotsSending.add(to);

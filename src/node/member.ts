@@ -84,12 +84,12 @@ export class Member extends EventEmitter {
   private latestHardState: HardState;
   private appliedIndex: number;
   private snapshotIndex: number;
-  /** A snapshot is being taken: the state database fsync'd, then the log compacted. */
+  /** True while a snapshot is taken: the state database fsync'd, then the log compacted. */
   private compacting = false;
-  /** Set when a peer needs a snapshot file newer than the newest one: the next drive saves one. */
+  /** Set when a peer needs a newer snapshot file, which the next drive saves. */
   private snapshotFileRequested = false;
   private savingSnapshotFile = false;
-  /** Counts the leader's snapshots installed, so a snapshot started before one is dropped. */
+  /** Count of the leader's snapshots installed, so that a snapshot started before one is dropped. */
   private stateGeneration = 0;
   private bytesSinceSnapshot = 0;
   /**
@@ -636,9 +636,9 @@ export class Member extends EventEmitter {
 
   /**
    * Takes a snapshot once enough entries were applied since the last one, and
-   * saves a snapshot file when a peer asked for one.
+   * saves a snapshot file when a peer requested one.
    *
-   * A snapshot copies nothing: the state database already holds the applied
+   * A snapshot copies nothing, because the state database writes the applied
    * index in the same transaction as its rows. Its fsync makes everything
    * applied so far durable, and the log is then compacted up to that index.
    * A full copy of the database, the file a follower installs, is saved only
@@ -703,7 +703,7 @@ export class Member extends EventEmitter {
     }
   }
 
-  /** Saves a copy of the state database as a snapshot file for peers; the log stays as it is. */
+  /** Saves a copy of the state database as a snapshot file for peers, without compacting the log. */
   private saveSnapshotFile(): void {
     this.snapshotFileRequested = false;
     this.savingSnapshotFile = true;
@@ -738,7 +738,7 @@ export class Member extends EventEmitter {
     return null;
   }
 
-  /** Whether a snapshot file is being saved for peers. */
+  /** True while a snapshot file is being saved for peers. */
   get savingSnapshot(): boolean {
     return this.savingSnapshotFile;
   }

@@ -58,8 +58,9 @@ export async function fetchSnapshotFromPeers(config: MemberConfig, log: Logger, 
   const peers = config.peers.filter((p) => p.id !== config.id);
   if (peers.length === 0) {
     throw new Error(
-      `the state database in ${config.dataDir} is behind the log start, and no local snapshot reaches index ${minIndex}; ` +
-        'a member without peers has no one to fetch a snapshot from, so the messages before that index are lost',
+      `state database in ${config.dataDir} is missing the messages up to index ${minIndex}: the log starts after them, ` +
+        'no local snapshot reaches them, and a member without peers cannot fetch one. ' +
+        'Restore the data folder from a backup, or start with an empty --data folder and lose them',
     );
   }
   log.warn({ minIndex }, 'state database is behind the log start and no local snapshot covers it; fetching one from a peer');

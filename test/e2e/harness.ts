@@ -309,7 +309,7 @@ export function fetchPeerSnapshot(address: string, minIndex: number): Promise<Fe
 
 /**
  * Makes the member at gRPC `address` save a snapshot file at or above
- * `minIndex`, as it does for a follower that needs one: asks for one with
+ * `minIndex`, as it does for a follower that needs one. Requests one with
  * FetchSnapshot until a call succeeds. Returns the index sent.
  */
 export async function saveSnapshotFile(address: string, minIndex: number): Promise<number> {

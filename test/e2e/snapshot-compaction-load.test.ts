@@ -122,7 +122,7 @@ test('appends flow while members compact', async () => {
   }
 });
 
-test('log start advances without snapshot files when no follower needs one', async () => {
+test('compaction saves no snapshot files', async () => {
   const ids = tc.cluster.members.map((m) => m.id);
   const synced = await waitInSync(tc.cluster, ids, messageCount);
   assert.is(synced[0]!.messageCount, messageCount);

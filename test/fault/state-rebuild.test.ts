@@ -64,14 +64,14 @@ function logOf(id: string): string {
   return fs.readFileSync(tc.cluster.member(id).logFile, 'utf8');
 }
 
-test('deleted state database is rebuilt from a local snapshot and log', async () => {
+test('deleted state rebuilt from local snapshot', async () => {
   const { id, acknowledged } = await loadAndKillFollower(true);
   fs.rmSync(stateDirectory(tc.cluster.member(id).dataDir), { recursive: true, force: true });
   await restartAndCompare(id, acknowledged);
   assert.ok(logOf(id).includes('state database restored from the newest local snapshot'), `${id} logs the rebuild`);
 });
 
-test('damaged state database is rebuilt from a local snapshot and log', async () => {
+test('damaged state rebuilt from local snapshot', async () => {
   const { id, acknowledged } = await loadAndKillFollower(true);
   const stateDir = stateDirectory(tc.cluster.member(id).dataDir);
   const file = path.join(stateDir, readCurrent(stateDir)!);

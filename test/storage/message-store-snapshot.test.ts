@@ -244,7 +244,7 @@ test('restore from a damaged file throws and keeps the live state', () => {
   store.close();
 });
 
-test('syncToDisk resolves with the applied index at the call', async () => {
+test('syncToDisk returns the applied index', async () => {
   const fresh = MessageStore.open(dir);
   assert.equal(await fresh.syncToDisk(), { index: 0, term: 0 }, 'an empty store syncs');
   fresh.close();
@@ -259,7 +259,7 @@ test('syncToDisk resolves with the applied index at the call', async () => {
   reopened.close();
 });
 
-test('syncToDisk rejects when a restore replaced the database', async () => {
+test('syncToDisk rejects after a restore', async () => {
   const store = storeWith(10);
   const snapshotPath = path.join(dir, 'copy.db');
   await store.createSnapshot(snapshotPath);
