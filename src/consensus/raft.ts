@@ -21,6 +21,7 @@ import type {
   Role,
   SnapshotMeta,
   SnapshotRequest,
+  TimeoutNowRequest,
   SoftState,
   VoteRequest,
   VoteResponse,
@@ -53,6 +54,11 @@ export class Raft {
   /** Randomized in [electionTimeoutTicks, 2 * electionTimeoutTicks) on every reset. */
   private randomizedElectionTimeoutTicks: number;
   private heartbeatElapsed = 0;
+  /** The follower this leader hands its role to, while it does. */
+  private transferTarget: NodeId | null = null;
+  /** Ticks since the handover started. It is abandoned after an election timeout. */
+  private transferElapsed = 0;
+  private timeoutNowSent = false;
   /** Votes received in the current election, by voter. */
   private readonly votes = new Map<NodeId, boolean>();
   /** The leader's per-follower state, or null unless this member leads. */
@@ -114,6 +120,8 @@ export class Raft {
    */
   propose(data: readonly Uint8Array[]): ProposeResult {
     if (this.role !== 'leader') return { ok: false, leaderId: this.leaderId };
+    // The follower taking over must have the whole log, so it must stop growing.
+    if (this.transferTarget !== null) return { ok: false, leaderId: null };
     const firstIndex = this.log.lastIndex + 1;
     const entries = data.map(
       (bytes, offset): Entry => ({ index: firstIndex + offset, term: this.term, type: EntryType.Normal, data: bytes }),
@@ -121,6 +129,24 @@ export class Raft {
     this.log.append(entries);
     this.leaderReplication().needsSend = true;
     return { ok: true, firstIndex, term: this.term };
+  }
+
+  /**
+   * Starts handing the leader role to follower `to`. Proposals are rejected
+   * from now on. Once `to` has the whole log, it gets a timeoutNow message
+   * and campaigns at once, without a pre-vote. Returns false when this member
+   * is not the leader or `to` is not another member. The handover is
+   * abandoned when no new term starts within an election timeout.
+   */
+  transferLeadership(to: NodeId): boolean {
+    if (this.role !== 'leader' || to === this.config.id || !this.config.peers.includes(to)) return false;
+    this.transferTarget = to;
+    this.transferElapsed = 0;
+    this.timeoutNowSent = false;
+    this.config.logger?.info({ term: this.term, to }, 'handing over leadership');
+    this.leaderReplication().needsSend = true;
+    this.maybeSendTimeoutNow();
+    return true;
   }
 
   /** Returns whether ready() has anything for the driver. */
@@ -244,6 +270,13 @@ export class Raft {
     replication.tick();
     this.electionElapsed += 1;
     if (this.electionElapsed >= this.config.electionTimeoutTicks) this.electionElapsed = 0;
+    if (this.transferTarget !== null) {
+      this.transferElapsed += 1;
+      if (this.transferElapsed >= this.config.electionTimeoutTicks) {
+        this.config.logger?.warn({ term: this.term, to: this.transferTarget }, 'leadership handover timed out; leading on');
+        this.transferTarget = null;
+      }
+    }
     if (this.config.checkQuorum && !replication.isQuorumActive()) {
       this.config.logger?.warn({ term: this.term }, 'stepping down: no majority heard within the election timeout');
       this.becomeFollower(this.term, null);
@@ -271,7 +304,7 @@ export class Raft {
    */
   private stepHigherTerm(message: Message): boolean {
     if (message.type === 'vote') {
-      if (this.config.checkQuorum && this.inLeaderLease()) {
+      if (this.config.checkQuorum && this.inLeaderLease() && message.transfer !== true) {
         // A live leader's followers ignore elections, so a rejoining member cannot depose it.
         this.config.logger?.debug({ term: this.term, candidate: message.from }, 'ignored vote request in leader lease');
         if (message.preVote) this.sendVoteResponse(message, false);
@@ -314,7 +347,10 @@ export class Raft {
         return this.handleSnapshot(message);
       case 'appendResponse':
         if (this.replication !== null && this.replication.handleAppendResponse(message, this.log)) this.maybeCommit();
+        this.maybeSendTimeoutNow();
         return;
+      case 'timeoutNow':
+        return this.handleTimeoutNow(message);
       case 'heartbeatResponse':
         this.replication?.handleHeartbeatResponse(message.from, this.log.lastIndex);
         return;
@@ -329,7 +365,8 @@ export class Raft {
     this.requestVotes();
   }
 
-  private requestVotes(): void {
+  /** Requests every other member's vote. `transfer` marks an election that the leader requested. */
+  private requestVotes(transfer = false): void {
     const preVote = this.role === 'precandidate';
     const term = preVote ? this.term + 1 : this.term;
     this.votes.clear();
@@ -345,8 +382,26 @@ export class Raft {
         preVote,
         lastLogIndex: this.log.lastIndex,
         lastLogTerm: this.log.lastTerm,
+        ...(transfer ? { transfer } : {}),
       });
     }
+  }
+
+  /** Campaigns at once when this member is a follower, because its leader handed over its role. */
+  private handleTimeoutNow(message: TimeoutNowRequest): void {
+    if (this.role !== 'follower') return;
+    this.config.logger?.info({ term: this.term, from: message.from }, 'leader handed over its role; campaigning now');
+    this.becomeCandidate();
+    this.requestVotes(true);
+  }
+
+  /** Sends the handover's timeoutNow once its target has every entry of the log. */
+  private maybeSendTimeoutNow(): void {
+    const to = this.transferTarget;
+    if (to === null || this.timeoutNowSent) return;
+    if (this.leaderReplication().matchIndexOf(to) < this.log.lastIndex) return;
+    this.timeoutNowSent = true;
+    this.outbox.push({ type: 'timeoutNow', from: this.config.id, to, term: this.term });
   }
 
   private handleVoteRequest(message: VoteRequest): void {
@@ -508,6 +563,7 @@ export class Raft {
     this.role = 'follower';
     this.leaderId = leaderId;
     this.replication = null;
+    this.transferTarget = null;
     this.votes.clear();
     this.resetElectionTimer();
     if (changed) this.config.logger?.info({ term, leaderId }, 'became follower');
@@ -542,6 +598,7 @@ export class Raft {
     assertInvariant(this.role === 'candidate', 'only a candidate becomes leader', { role: this.role });
     this.role = 'leader';
     this.leaderId = this.config.id;
+    this.transferTarget = null;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.replication = new Replication(this.config, this.term, this.log.lastIndex);

@@ -44,6 +44,11 @@ export class Replication {
     for (const progress of this.peers.values()) this.sendToPeer(progress, log, out);
   }
 
+  /** Returns the follower's match index, or 0 for an id that is not a follower. */
+  matchIndexOf(id: NodeId): number {
+    return this.peers.get(id)?.matchIndex ?? 0;
+  }
+
   /** Appends a heartbeat for every follower to `out`. */
   sendHeartbeats(commit: number, out: Message[]): void {
     for (const progress of this.peers.values()) {

@@ -47,6 +47,8 @@ export interface VoteRequest extends MessageBase {
   readonly preVote: boolean;
   readonly lastLogIndex: number;
   readonly lastLogTerm: number;
+  /** Set when the leader handed over its role: voters grant it even while they hear from that leader. */
+  readonly transfer?: boolean;
 }
 
 export interface VoteResponse extends MessageBase {
@@ -110,7 +112,13 @@ export type Message =
   | AppendResponse
   | HeartbeatRequest
   | HeartbeatResponse
-  | SnapshotRequest;
+  | SnapshotRequest
+  | TimeoutNowRequest;
+
+/** Message from a leader handing over its role to a follower that has its whole log: start an election now. */
+export interface TimeoutNowRequest extends MessageBase {
+  readonly type: 'timeoutNow';
+}
 
 export interface SoftState {
   readonly role: Role;

@@ -313,6 +313,44 @@ export class Member extends EventEmitter {
   }
 
   /**
+   * Hands the leader role to the follower with the longest log, when this
+   * member leads, and resolves once another member leads or after `timeoutMs`.
+   * A member shutting down calls this, so that the others need not wait an
+   * election timeout for a new leader. Appends meanwhile fail with
+   * UNAVAILABLE, which clients retry.
+   */
+  async handOverLeadership(timeoutMs: number): Promise<void> {
+    if (this.stopped || this.softState.role !== 'leader') return;
+    const electionTimeoutTicks = Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.tickMs));
+    const reachable = this.raft.status().peers.filter((p) => p.ticksSinceContact < electionTimeoutTicks);
+    const target = reachable.sort((a, b) => b.matchIndex - a.matchIndex)[0];
+    if (target === undefined || !this.raft.transferLeadership(target.id)) {
+      this.log.info('no follower to hand leadership to');
+      return;
+    }
+    this.scheduleDrive();
+    const startedMs = performance.now();
+    await new Promise<void>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.off('softState', onChange);
+        this.off('stopped', finish);
+        resolve();
+      };
+      // The vote request of the new term comes first, and the new leader's name with its first append.
+      const onChange = (state: SoftState): void => {
+        if (state.role !== 'leader' && state.leaderId !== null) finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.on('softState', onChange);
+      this.on('stopped', finish);
+    });
+    const ms = Math.round(performance.now() - startedMs);
+    if (this.softState.role === 'leader') this.log.warn({ to: target.id, ms }, 'handing over leadership timed out');
+    else this.log.info({ to: target.id, leaderId: this.softState.leaderId, term: this.softState.term, ms }, 'handed over leadership');
+  }
+
+  /**
    * Resolves with the next leader the core reports. Rejects with noLeader
    * after `timeoutMs`, or with the stop failure (a disk error, say) as soon
    * as the member stops, because no leader is reported after that.

@@ -83,6 +83,8 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
       // is cancelled, because peers' long-lived streams never end by themselves.
       for (const server of servers) server.tryShutdown(() => undefined);
       shutdown.abort();
+      // Peer streams stay open until forceShutdown, so the handover can reach the others.
+      await member.handOverLeadership(config.electionTimeoutMs);
       await drainAppends(member, shutdownGraceMs);
       for (const server of servers) server.forceShutdown();
       member.stop();

@@ -10,6 +10,8 @@ export interface ChaosRates {
   readonly healRate: number;
   readonly crashRate: number;
   readonly compactRate: number;
+  /** Probability per tick that the leader starts handing its role to a random follower. */
+  readonly transferRate?: number;
   /** Maximum time a crashed member stays down, in ticks. */
   readonly downTicksMax: number;
   /**
@@ -67,6 +69,17 @@ export class ChaosSchedule {
     if (!this.cluster.network.isHealed() && this.rng.chance(this.rates.healRate)) this.heal();
     if (this.rng.chance(this.rates.crashRate)) this.crash();
     if (this.rng.chance(this.rates.compactRate)) this.compact();
+    // Drawn only when set, so that runs without handovers keep their schedules.
+    const transferRate = this.rates.transferRate ?? 0;
+    if (transferRate > 0 && this.rng.chance(transferRate)) this.transfer();
+  }
+
+  /** Has the leader, if any, hand its role to a random other member. */
+  private transfer(): void {
+    const leader = this.cluster.leader();
+    if (leader === undefined) return;
+    const others = this.cluster.members.filter((member) => member.id !== leader.id);
+    this.cluster.transferLeadership(leader.id, this.rng.pick(others).id);
   }
 
   /** Proposes one to three new values, mostly at a leader. */

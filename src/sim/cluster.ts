@@ -238,6 +238,17 @@ export class Cluster implements DriverContext {
     return result;
   }
 
+  /** Has the leader `id` hand its role to `to`. Returns false when it is down or cannot. */
+  transferLeadership(id: NodeId, to: NodeId): boolean {
+    const member = this.member(id);
+    const core = member.core;
+    if (core === null) return false;
+    const started = core.transferLeadership(to);
+    this.log(`${id} ${started ? 'hands over leadership to' : 'cannot hand over leadership to'} ${to}`);
+    this.afterInput(member);
+    return started;
+  }
+
   /** Compacts a member's log up to `index`, which it must have applied. */
   compact(id: NodeId, index: number, keepEntries: number): void {
     const member = this.member(id);

@@ -137,7 +137,9 @@ export function drawRunShape(seed: number): RunShape {
     shaped = { ...cluster, core };
   }
   if (inflightBytesMax !== undefined) shaped = { ...shaped, core: { ...shaped.core, inflightBytesMax } };
-  return { profile, cluster: shaped, rates: { ...rates, ...rateOverrides } };
+  // Then how often the leader hands over its role, 0 in half of the runs.
+  const transferRate = rng.pick([0, 0, 0.01, 0.05]);
+  return { profile, cluster: shaped, rates: { ...rates, ...rateOverrides, transferRate } };
 }
 
 /** Formats a shape in one line for the trace and failure reports. */
@@ -151,7 +153,7 @@ export function describeRunShape(shape: RunShape): string {
     `loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} late=${faults.lateRate.toFixed(2)}`,
     `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} newLeaderCrash=${cluster.newLeaderCrashRate ?? 0}`,
     `leaderCommitCrash=${cluster.leaderCommitCrashRate ?? 0} down=${rates.downTicksMax}`,
-    `partition=${rates.partitionRate} shortLeader=${rates.shortLeaderRate} compact=${rates.compactRate}`,
+    `partition=${rates.partitionRate} shortLeader=${rates.shortLeaderRate} compact=${rates.compactRate} transfer=${rates.transferRate ?? 0}`,
     `readyDefer=${cluster.readyDeferRate} readySplit=${cluster.readySplitRate ?? 0} skew=${cluster.tickSkewUnitsMax}`,
   ].join(' ');
 }

@@ -60,7 +60,7 @@ export function describeMessage(message: Message): string {
   const head = `${message.from}->${message.to} ${message.type} t${message.term}`;
   switch (message.type) {
     case 'vote':
-      return `${head}${message.preVote ? ' pre' : ''} last=${message.lastLogIndex}/${message.lastLogTerm}`;
+      return `${head}${message.preVote ? ' pre' : ''}${message.transfer ? ' transfer' : ''} last=${message.lastLogIndex}/${message.lastLogTerm}`;
     case 'voteResponse':
       return `${head}${message.preVote ? ' pre' : ''} ${message.granted ? 'granted' : 'rejected'}`;
     case 'append':
@@ -72,6 +72,7 @@ export function describeMessage(message: Message): string {
     case 'heartbeat':
       return `${head} commit=${message.commit}`;
     case 'heartbeatResponse':
+    case 'timeoutNow':
       return head;
     case 'snapshot':
       return `${head} snap=${message.snapshot.index}/${message.snapshot.term}`;

@@ -1,10 +1,12 @@
 // A member gets SIGTERM while clients append through it. It must reply to or
 // fail every append in flight, so none hangs until the client's deadline. It
 // must exit 0 within its shutdown grace period and lose nothing acknowledged
-// once it is back. Run for a follower and for the leader.
+// once it is back. Run for a follower and for the leader. A leader first hands
+// its role to a follower, which campaigns at once.
+import * as fs from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, waitForLeader, waitInSync, type TestCluster } from '../e2e/harness';
+import { connect, waitFor, waitForLeader, waitInSync, type TestCluster } from '../e2e/harness';
 import { exitOf, missingOn, recordAppends, startFaultCluster, startWatchdog, type RecordedLoad } from './fault-harness';
 
 const concurrency = 32;
@@ -77,6 +79,35 @@ test('follower under load exits 0 on SIGTERM', async () => {
 test('leader under load exits 0 on SIGTERM', async () => {
   const leader = await waitForLeader(tc.cluster);
   await terminateUnderLoad(leader.id, 'leader-');
+});
+
+/** Returns the lines of a member's log from byte `offset` on that contain `text`. */
+function linesAfter(logFile: string, offset: number, text: string): string[] {
+  const log = fs.readFileSync(logFile).subarray(offset).toString('utf8');
+  return log.split('\n').filter((line) => line.includes(text));
+}
+
+test('leader hands over its role on SIGTERM', async () => {
+  const leader = await waitForLeader(tc.cluster);
+  const offsets = new Map(tc.cluster.members.map((m) => [m.id, fs.statSync(m.logFile).size]));
+  const child = tc.cluster.processes.get(leader.id)!;
+  child.kill('SIGTERM');
+  assert.is(await exitOf(child), 0, `${leader.id} exits 0`);
+
+  const handedOver = linesAfter(tc.cluster.member(leader.id).logFile, offsets.get(leader.id)!, '"msg":"handed over leadership"');
+  assert.is(handedOver.length, 1, `${leader.id} logs the handover`);
+  const newLeaderId = (JSON.parse(handedOver[0]!) as { leaderId: string }).leaderId;
+  assert.is.not(newLeaderId, leader.id);
+  const newLeader = tc.cluster.member(newLeaderId);
+  // Members write their log asynchronously, so the line may come a little later.
+  await waitFor(`the handover in ${newLeaderId}'s log`, async () =>
+    linesAfter(newLeader.logFile, offsets.get(newLeaderId)!, 'leader handed over its role').length > 0,
+  );
+
+  tc.cluster.startMember(leader.id);
+  const ids = tc.cluster.members.map((m) => m.id);
+  const synced = await waitInSync(tc.cluster, ids);
+  assert.ok(synced.every((s) => s.digest === synced[0]!.digest), 'every member has the same digest');
 });
 
 test.run();
