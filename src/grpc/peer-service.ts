@@ -101,6 +101,7 @@ function handleInstallSnapshot(
     if (!receiver || !header) return fail('the stream carried no snapshot header');
     try {
       const filePath = receiver.finish();
+      receiver = null;
       member.receiveSnapshot(header.from, header.term, { index: header.index, term: header.snapshotTerm }, filePath);
       callback(null, { ok: true, error: '' });
     } catch (err) {
@@ -109,7 +110,17 @@ function handleInstallSnapshot(
   });
   call.on('error', (err) => {
     receiver?.abort();
+    receiver = null;
     log.warn({ err: err.message }, 'snapshot stream failed');
+  });
+  // A sender that dies mid-transfer cancels the call without 'end' or
+  // 'error'. Without this, its partial file stays open until a restart.
+  call.on('cancelled', () => {
+    if (!receiver) return;
+    receiver.abort();
+    receiver = null;
+    member.metrics.snapshotsReceived.inc({ result: 'failed' });
+    log.warn({ from: header?.from, snapshotIndex: header?.index }, 'snapshot stream cancelled by the sender; partial file deleted');
   });
 }
 
@@ -135,13 +146,14 @@ async function handleFetchSnapshot(
   }
   if (!snapshot || snapshot.meta.index < minIndex) {
     member.requestSnapshot();
-    log.info({ peerId: from, minIndex, snapshotIndex: snapshot?.meta.index ?? 0 }, 'no snapshot new enough for a peer; taking one');
+    log.info({ peerId: from, minIndex, newestFileIndex: snapshot?.meta.index ?? 0 }, 'no snapshot new enough for a peer; taking one');
     failStream(call, grpc.status.FAILED_PRECONDITION, `no snapshot at or above index ${minIndex} yet; retry shortly`);
     return;
   }
   log.info({ peerId: from, snapshotIndex: snapshot.meta.index, bytes: snapshot.bytes }, 'sending snapshot to a rebuilding peer');
   const header = { from: member.id, term: 0, index: snapshot.meta.index, snapshotTerm: snapshot.meta.term, sha256: snapshot.sha256, totalBytes: snapshot.bytes };
   let first = true;
+  const release = member.holdCompaction(snapshot.meta.index);
   try {
     for await (const data of snapshotChunks(snapshot.path, fetchChunkBytes)) {
       if (call.cancelled) return;
@@ -154,6 +166,8 @@ async function handleFetchSnapshot(
   } catch (err) {
     log.warn({ peerId: from, err: (err as Error).message }, 'sending snapshot to a rebuilding peer failed');
     failStream(call, grpc.status.INTERNAL, `sending snapshot ${snapshot.meta.index} failed: ${(err as Error).message}`);
+  } finally {
+    release();
   }
 }
 

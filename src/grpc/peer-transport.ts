@@ -80,8 +80,8 @@ export class PeerTransport implements MemberTransport {
 
   /**
    * Streams the newest usable snapshot file to `to`, unless a transfer to it
-   * is running. With no usable file, the member saves one, and the core's
-   * next retry, an election timeout later, sends it.
+   * is running. With no usable file, the member saves one, and the transport
+   * sends it once it is saved.
    */
   sendSnapshot(to: string, term: number): void {
     const link = this.links.get(to);
@@ -96,6 +96,7 @@ export class PeerTransport implements MemberTransport {
       return;
     }
     this.snapshotsSending.add(to);
+    const release = this.member.holdCompaction(snapshot.meta.index);
     this.streamSnapshot(link, term, snapshot)
       .then(() => this.member?.metrics.snapshotsSent.inc({ result: 'ok' }))
       .catch(async (err: Error) => {
@@ -103,7 +104,10 @@ export class PeerTransport implements MemberTransport {
         this.log.warn({ peerId: to, err: err.message }, 'sending snapshot failed');
         if (err instanceof SnapshotRejectedError) await this.checkLocalSnapshot(snapshot);
       })
-      .finally(() => this.snapshotsSending.delete(to));
+      .finally(() => {
+        release();
+        this.snapshotsSending.delete(to);
+      });
   }
 
   private async streamSnapshot(link: PeerLink, term: number, snapshot: LocalSnapshot): Promise<void> {

@@ -91,6 +91,11 @@ export class Member extends EventEmitter {
   private savingSnapshotFile = false;
   /** Count of the leader's snapshots installed, so that a snapshot started before one is dropped. */
   private stateGeneration = 0;
+  /**
+   * Indexes of the snapshot files being saved or sent, by holder. The log is
+   * not compacted past them, so that a file stays usable until it is sent.
+   */
+  private readonly compactionHolds = new Map<symbol, number>();
   private bytesSinceSnapshot = 0;
   /**
    * Verified snapshot files from the leader by `index/term`, until the core
@@ -165,6 +170,21 @@ export class Member extends EventEmitter {
       this.raftLog.installSnapshot(snapshot);
       loaded = this.raftLog.load();
       lastIndex = snapshot.index;
+    } else if (summary.appliedIndex > loaded.logStart.index) {
+      // Raft's rule for an installed snapshot: the log after it stays only when
+      // the log has the snapshot's last entry. A member that lost its state and
+      // fetched a peer's snapshot can have other, uncommitted entries there.
+      const logTerm = loaded.entries[summary.appliedIndex - loaded.logStart.index - 1]!.term;
+      if (logTerm !== summary.appliedTerm) {
+        const snapshot = { index: summary.appliedIndex, term: summary.appliedTerm };
+        this.log.warn(
+          { snapshotIndex: snapshot.index, snapshotTerm: snapshot.term, logTerm, lastLogIndex: lastIndex },
+          'the state database comes from a snapshot whose last entry is not in the log; discarding the log',
+        );
+        this.raftLog.installSnapshot(snapshot);
+        loaded = this.raftLog.load();
+        lastIndex = snapshot.index;
+      }
     }
     this.log.info(
       {
@@ -725,11 +745,18 @@ export class Member extends EventEmitter {
   /** Compacts the log up to a durable applied index and ends the snapshot in progress. */
   private compactTo(index: number, end: () => number): void {
     try {
-      const compacted = this.raft.compact(index, this.config.snapshotKeepEntries);
+      const held = Math.min(index, ...this.compactionHolds.values());
+      if (held <= this.snapshotIndex) {
+        this.log.debug({ index, held, snapshotIndex: this.snapshotIndex }, 'snapshot skipped: a snapshot file being saved or sent is older');
+        return;
+      }
+      const compacted = this.raft.compact(held, this.config.snapshotKeepEntries);
       this.raftLog.compact(compacted.snapshot, compacted.logStart);
       this.snapshotIndex = compacted.snapshot.index;
       this.metrics.snapshotsTaken.inc();
-      const pruned = pruneSnapshotsBelow(this.snapshotsDir(), compacted.snapshot.index);
+      // The newest file stays: a restarting peer that requested it fetches it on its next try.
+      const newest = latestSnapshot(this.snapshotsDir());
+      const pruned = pruneSnapshotsBelow(this.snapshotsDir(), compacted.snapshot.index, newest?.path);
       this.log.info(
         { snapshotIndex: compacted.snapshot.index, logStartIndex: compacted.logStart.index, ms: Math.round(end() * 1000), pruned },
         'took snapshot and compacted the log',
@@ -746,6 +773,7 @@ export class Member extends EventEmitter {
     this.snapshotFileRequested = false;
     this.savingSnapshotFile = true;
     const startedMs = performance.now();
+    const release = this.holdCompaction(this.store.summary().appliedIndex);
     this.store
       .saveSnapshot()
       .then((snapshot) => {
@@ -761,7 +789,21 @@ export class Member extends EventEmitter {
       })
       .finally(() => {
         this.savingSnapshotFile = false;
+        release();
       });
+  }
+
+  /**
+   * Keeps the log from being compacted past `index` until the returned
+   * function is called. The transport calls it with a snapshot file's index
+   * while it sends the file, so that the file is still usable when it arrives.
+   */
+  holdCompaction(index: number): () => void {
+    const holder = Symbol('compaction hold');
+    this.compactionHolds.set(holder, index);
+    return () => {
+      this.compactionHolds.delete(holder);
+    };
   }
 
   /**
@@ -787,7 +829,8 @@ export class Member extends EventEmitter {
    * SHA-256 sidecar. Without a new file, every retry would send the same one.
    */
   requestSnapshot(): void {
-    if (this.stopped) return;
+    // The file being saved is newer than any on disk, so it serves the request.
+    if (this.stopped || this.savingSnapshotFile) return;
     this.snapshotFileRequested = true;
     this.scheduleDrive();
   }
