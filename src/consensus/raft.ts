@@ -59,6 +59,10 @@ export class Raft {
   /** Ticks since the handover started. It is abandoned after an election timeout. */
   private transferElapsed = 0;
   private timeoutNowSent = false;
+  /** Set while this member campaigns because its leader handed over its role. */
+  private transferCampaign = false;
+  /** Cleared by leaveElections(): the member is shutting down and must not become leader. */
+  private campaigns = true;
   /** Votes received in the current election, by voter. */
   private readonly votes = new Map<NodeId, boolean>();
   /** The leader's per-follower state, or null unless this member leads. */
@@ -147,6 +151,15 @@ export class Raft {
     this.leaderReplication().needsSend = true;
     this.maybeSendTimeoutNow();
     return true;
+  }
+
+  /**
+   * Stops this member from campaigning, for a member that is shutting down:
+   * its election timer and timeoutNow no longer start an election, so it
+   * cannot become leader on its way out. It still votes and follows.
+   */
+  leaveElections(): void {
+    this.campaigns = false;
   }
 
   /** Returns whether ready() has anything for the driver. */
@@ -262,7 +275,16 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed += 1;
-    if (this.electionElapsed >= this.randomizedElectionTimeoutTicks) this.campaign();
+    if (this.electionElapsed >= this.randomizedElectionTimeoutTicks) {
+      if (this.campaigns) this.campaign();
+      else this.resetElectionTimer();
+      return;
+    }
+    // The first vote requests of a handover can find no connection to members
+    // this one never talked to as a follower, so they go again every heartbeat.
+    if (this.transferCampaign && this.role === 'candidate' && this.electionElapsed % this.config.heartbeatIntervalTicks === 0) {
+      this.requestMissingVotes();
+    }
   }
 
   private tickLeader(): void {
@@ -390,9 +412,31 @@ export class Raft {
   /** Campaigns at once when this member is a follower, because its leader handed over its role. */
   private handleTimeoutNow(message: TimeoutNowRequest): void {
     if (this.role !== 'follower') return;
+    if (!this.campaigns) {
+      this.config.logger?.info({ term: this.term, from: message.from }, 'leader handed over its role, but this member is shutting down; not campaigning');
+      return;
+    }
     this.config.logger?.info({ term: this.term, from: message.from }, 'leader handed over its role; campaigning now');
     this.becomeCandidate();
+    this.transferCampaign = true;
     this.requestVotes(true);
+  }
+
+  /** Sends the handover's vote request again to every member that has not answered it. */
+  private requestMissingVotes(): void {
+    for (const peer of this.config.peers) {
+      if (peer === this.config.id || this.votes.has(peer)) continue;
+      this.outbox.push({
+        type: 'vote',
+        from: this.config.id,
+        to: peer,
+        term: this.term,
+        preVote: false,
+        lastLogIndex: this.log.lastIndex,
+        lastLogTerm: this.log.lastTerm,
+        transfer: true,
+      });
+    }
   }
 
   /** Sends the handover's timeoutNow once its target has every entry of the log. */
@@ -564,6 +608,7 @@ export class Raft {
     this.leaderId = leaderId;
     this.replication = null;
     this.transferTarget = null;
+    this.transferCampaign = false;
     this.votes.clear();
     this.resetElectionTimer();
     if (changed) this.config.logger?.info({ term, leaderId }, 'became follower');
@@ -583,6 +628,7 @@ export class Raft {
 
   private becomeCandidate(): void {
     assertInvariant(this.role !== 'leader', 'a leader never campaigns', { term: this.term });
+    this.transferCampaign = false;
     this.term += 1;
     this.vote = this.config.id;
     this.role = 'candidate';
@@ -599,6 +645,7 @@ export class Raft {
     this.role = 'leader';
     this.leaderId = this.config.id;
     this.transferTarget = null;
+    this.transferCampaign = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.replication = new Replication(this.config, this.term, this.log.lastIndex);

@@ -34,6 +34,18 @@ export const errors = {
       status.RESOURCE_EXHAUSTED,
       `overloaded: ${pending} appends in progress, the limit is ${max}; retry after a short back-off`,
     ),
+  handingOver: () =>
+    new ReplogError(status.UNAVAILABLE, 'the leader is handing over its role and stored nothing; retry is safe'),
+  committedCatchingUp: (index: number, appliedIndex: number) =>
+    new ReplogError(
+      status.UNAVAILABLE,
+      `the append is committed at index ${index}, but this member is catching up (applied index ${appliedIndex}); a retry on another member returns it as a duplicate`,
+    ),
+  catchingUp: (appliedIndex: number, leaderIndex: number) =>
+    new ReplogError(
+      status.UNAVAILABLE,
+      `the member is catching up (applied index ${appliedIndex}, the leader is at ${leaderIndex} or later); retry on another member`,
+    ),
   shuttingDown: () => new ReplogError(status.UNAVAILABLE, 'the member is shutting down; retry on another member'),
   storageFailed: (reason: string) =>
     new ReplogError(status.UNAVAILABLE, `the member could not write to its disk: ${reason}; retry on another member`),

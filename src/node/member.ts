@@ -46,6 +46,13 @@ const inflightBytesMax = 16 * 1024 * 1024;
 const entryCacheMax = 8192;
 /** How long an append waits for a leader to be elected before UNAVAILABLE. */
 const leaderWaitMs = 3000;
+/**
+ * Entries a follower may be behind the leader before it rejects new appends.
+ * It replies to an append only once it has applied the entry itself, so a
+ * follower catching up after a restart would keep its clients waiting for
+ * seconds. In steady operation the lag is a few rounds of appends, well below.
+ */
+const appendLagMax = 20_000;
 const expireSweepMs = 200;
 
 /** A log write of one Ready whose fsync is pending. */
@@ -97,6 +104,8 @@ export class Member extends EventEmitter {
    */
   private readonly compactionHolds = new Map<symbol, number>();
   private bytesSinceSnapshot = 0;
+  /** The highest index a leader reported as committed or stored: in appends, snapshots and forward replies. */
+  private leaderIndexSeen = 0;
   /**
    * Verified snapshot files from the leader by `index/term`, until the core
    * installs one. Several can arrive while a Ready waits for its fsync.
@@ -166,7 +175,7 @@ export class Member extends EventEmitter {
       // A crash between swapping in a received snapshot and recording it in
       // the Raft log: the state database is already the snapshot, so finish.
       const snapshot = { index: summary.appliedIndex, term: summary.appliedTerm };
-      this.log.warn({ snapshotIndex: snapshot.index, lastLogIndex: lastIndex }, 'finishing an interrupted snapshot install');
+      this.log.info({ snapshotIndex: snapshot.index, lastLogIndex: lastIndex }, 'state database is ahead of the log, after a snapshot install or fetch; the log now starts at its index');
       this.raftLog.installSnapshot(snapshot);
       loaded = this.raftLog.load();
       lastIndex = snapshot.index;
@@ -274,6 +283,7 @@ export class Member extends EventEmitter {
       if (message.to !== this.config.id) continue;
       this.metrics.peerMessageReceived(message.type);
       this.catchUp.observe(message);
+      if (message.type === 'append') this.leaderIndexSeen = Math.max(this.leaderIndexSeen, message.commit);
       this.raft.step(message);
     }
     this.scheduleDrive();
@@ -283,6 +293,7 @@ export class Member extends EventEmitter {
   receiveSnapshot(from: string, term: number, meta: SnapshotMeta, filePath: string): void {
     if (this.stopped) return;
     this.stagedSnapshots.set(snapshotKey(meta), filePath);
+    this.leaderIndexSeen = Math.max(this.leaderIndexSeen, meta.index);
     this.raft.step({ type: 'snapshot', from, to: this.config.id, term, snapshot: meta });
     this.drive();
   }
@@ -325,7 +336,11 @@ export class Member extends EventEmitter {
     if (forwarded) throw errors.leaderLost();
     const leaderId = this.softState.leaderId ?? (await this.waitForLeader(leaderWaitMs));
     if (leaderId === this.config.id) return this.enqueueProposal(valueset);
+    if (this.leaderIndexSeen - this.appliedIndex > appendLagMax) throw errors.catchingUp(this.appliedIndex, this.leaderIndexSeen);
     const result = await this.transport!.forward(leaderId, valueset);
+    this.leaderIndexSeen = Math.max(this.leaderIndexSeen, result.index);
+    // Waiting for this member to apply the entry could take as long as its catch-up.
+    if (result.index - this.appliedIndex > appendLagMax) throw errors.committedCatchingUp(result.index, this.appliedIndex);
     // Nothing is applied here after a stop, so waiting would never end.
     if (this.stopped) throw this.stopFailure;
     await this.appliedWaiters.wait(result.index, this.appliedIndex);
@@ -337,13 +352,16 @@ export class Member extends EventEmitter {
    * member leads, and resolves once another member leads or after `timeoutMs`.
    * A member shutting down calls this, so that the others need not wait an
    * election timeout for a new leader. Appends meanwhile fail with
-   * UNAVAILABLE, which clients retry.
+   * UNAVAILABLE, which clients retry. Any member that calls this stops
+   * campaigning, so that it does not become leader on its way out.
    */
   async handOverLeadership(timeoutMs: number): Promise<void> {
+    this.raft.leaveElections();
     if (this.stopped || this.softState.role !== 'leader') return;
-    const electionTimeoutTicks = Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.tickMs));
-    const reachable = this.raft.status().peers.filter((p) => p.ticksSinceContact < electionTimeoutTicks);
-    const target = reachable.sort((a, b) => b.matchIndex - a.matchIndex)[0];
+    // Followers respond to every heartbeat, so one not heard from for two intervals may be stopped or cut off.
+    const heartbeatTicks = Math.max(1, Math.round(this.config.heartbeatIntervalMs / this.config.tickMs));
+    const reachable = this.raft.status().peers.filter((p) => p.ticksSinceContact <= 2 * heartbeatTicks);
+    const target = reachable.sort((a, b) => b.matchIndex - a.matchIndex || a.ticksSinceContact - b.ticksSinceContact)[0];
     if (target === undefined || !this.raft.transferLeadership(target.id)) {
       this.log.info('no follower to hand leadership to');
       return;
@@ -366,8 +384,9 @@ export class Member extends EventEmitter {
       this.on('stopped', finish);
     });
     const ms = Math.round(performance.now() - startedMs);
-    if (this.softState.role === 'leader') this.log.warn({ to: target.id, ms }, 'handing over leadership timed out');
-    else this.log.info({ to: target.id, leaderId: this.softState.leaderId, term: this.softState.term, ms }, 'handed over leadership');
+    const { leaderId, term } = this.softState;
+    if (leaderId === null || leaderId === this.config.id) this.log.warn({ to: target.id, leaderId, ms }, 'handing over leadership timed out');
+    else this.log.info({ to: target.id, leaderId, term, ms }, 'handed over leadership');
   }
 
   /**
@@ -417,7 +436,9 @@ export class Member extends EventEmitter {
     this.proposalQueue = [];
     const result = this.raft.propose(encodeMessageBatch(batch));
     if (!result.ok) {
-      for (const p of batch) p.reject(errors.leaderLost());
+      // A leader that refuses proposals is handing over its role.
+      const error = this.softState.role === 'leader' ? errors.handingOver() : errors.leaderLost();
+      for (const p of batch) p.reject(error);
       return;
     }
     const startedMs = performance.now();
@@ -887,6 +908,9 @@ export class Member extends EventEmitter {
     if (core.leaderId === null) return { ready: false, reason: 'no leader known' };
     if (this.appliedIndex < core.commitIndex) {
       return { ready: false, reason: `applied index ${this.appliedIndex} is behind commit index ${core.commitIndex}` };
+    }
+    if (core.role !== 'leader' && this.leaderIndexSeen - this.appliedIndex > appendLagMax) {
+      return { ready: false, reason: `applied index ${this.appliedIndex} is more than ${appendLagMax} entries behind the leader's ${this.leaderIndexSeen}` };
     }
     return { ready: true, reason: 'ok' };
   }

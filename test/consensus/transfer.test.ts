@@ -88,6 +88,43 @@ test('handover refused for self or a stranger', () => {
   assert.ok(cluster.raft(leader).propose([new Uint8Array([1])]).ok, 'the leader still takes proposals');
 });
 
+test('handover votes sent again after a drop', () => {
+  const five = ['a', 'b', 'c', 'd', 'e'];
+  const cluster = new TestCluster(five);
+  const leader = cluster.electLeader();
+  const target = five.find((id) => id !== leader)!;
+  // The target's first vote requests reach only the old leader, as when it
+  // has no connection yet to the followers it never talked to.
+  let dropping = true;
+  cluster.intercept = (message) =>
+    dropping && message.type === 'vote' && message.from === target && message.to !== leader ? null : message;
+  cluster.raft(leader).transferLeadership(target);
+  cluster.flush(leader);
+  cluster.deliver();
+  assert.is(cluster.raft(target).status().role, 'candidate', 'one vote besides its own is not a majority of five');
+
+  dropping = false;
+  cluster.tick(2, [target]);
+  assert.equal(cluster.leaders(), [target]);
+});
+
+test('member leaving elections ignores timeoutNow', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  const target = otherThan(leader);
+  const term = cluster.raft(leader).status().term;
+  cluster.raft(target).leaveElections();
+  cluster.raft(leader).transferLeadership(target);
+  cluster.flush(leader);
+  cluster.deliver();
+  assert.is(cluster.raft(target).status().role, 'follower');
+  assert.is(cluster.raft(target).status().term, term, 'no election started');
+
+  cluster.isolate(leader);
+  cluster.tick(3 * electionTimeoutTicks, [target]);
+  assert.is(cluster.raft(target).status().role, 'follower', 'its election timer starts none either');
+});
+
 test('timeoutNow ignored by a candidate', () => {
   const cluster = new TestCluster(ids, { preVote: false, checkQuorum: false });
   const leader = cluster.electLeader();
