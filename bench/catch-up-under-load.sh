@@ -49,5 +49,6 @@ node "$cli" bench --target "$targets" --mode stream --streams 4 --window 128 --v
   --warmup-s 0 --duration-s "$PRELOAD_S" | grep acknowledged
 echo "state database of the leader: $(du -sh "$dir/n$leader/state" | cut -f1)"
 (sleep 2 && start_member "$follower") &
+restart=$!
 node "$cli" bench --target "$targets" --rate 1000 --concurrency 64 --warmup-s 0 --duration-s 20 | grep -E "acknowledged|errors|latency"
-wait
+wait "$restart"
