@@ -436,8 +436,8 @@ export class Member extends EventEmitter {
     this.proposalQueue = [];
     const result = this.raft.propose(encodeMessageBatch(batch));
     if (!result.ok) {
-      // A leader that refuses proposals is handing over its role.
-      const error = this.softState.role === 'leader' ? errors.handingOver() : errors.leaderLost();
+      // A core that still leads but refuses proposals is handing over its role.
+      const error = this.raft.status().role === 'leader' ? errors.handingOver() : errors.leaderLost();
       for (const p of batch) p.reject(error);
       return;
     }
