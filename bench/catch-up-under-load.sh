@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # What clients see while a follower catches up by snapshot under load. Three
-# members on 127.0.0.1 with `--snapshot-threshold 200`; one follower is killed
-# with kill -9, PRELOAD_S seconds of AppendStream with VALUE_BYTES values
-# grow the store, then the follower is restarted while `replog bench` offers
-# 1,000 unary appends/s to all three members for 20 s. The bench reports
-# acknowledged appends, errors by code and latency. Needs `npm run build`.
+# members run on 127.0.0.1 with `--snapshot-threshold 200`. One follower is
+# killed with kill -9, and PRELOAD_S seconds of AppendStream with VALUE_BYTES
+# values grow the store. Then the follower is restarted while `replog bench`
+# offers 1,000 unary appends/s to all three members for 20 s. The bench
+# reports acknowledged appends, errors by code and latency. Needs `npm run build`.
 # Settings (environment): BASE_PORT, first of 8 ports [43300]; PRELOAD_S [15];
 # VALUE_BYTES [5000].
 set -uo pipefail

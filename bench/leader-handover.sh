@@ -34,6 +34,7 @@ run_round() {
       --http "127.0.0.1:$((BASE_PORT + 4 + i))" --peers "$peers" >"$dir/n$i.log" 2>&1 &
     pids+=("$!")
   done
+
   for _ in $(seq 1 300); do
     leader=$(leader_other_than 0)
     [ -n "$leader" ] && break
@@ -44,17 +45,21 @@ run_round() {
     kill -TERM "${pids[@]}" 2>/dev/null || true
     return 1
   fi
+
   node "$cli" send --target "127.0.0.1:$((BASE_PORT + 1)),127.0.0.1:$((BASE_PORT + 2)),127.0.0.1:$((BASE_PORT + 3))" \
     --count 2000 >/dev/null
+
   started=$(now_ms)
   kill -TERM "${pids[$((leader - 1))]}"
   while [ -z "$new" ] && [ $(($(now_ms) - started)) -lt 10000 ]; do
     new=$(leader_other_than "$leader")
     [ -z "$new" ] && sleep 0.01
   done
+
   local elapsed=$(($(now_ms) - started))
   if [ -n "$new" ]; then echo "leader n$leader got SIGTERM; n$new leads $elapsed ms later"
   else echo "leader n$leader got SIGTERM; no new leader within $elapsed ms"; fi
+
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$dir"

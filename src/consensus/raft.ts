@@ -395,18 +395,22 @@ export class Raft {
     this.votes.set(this.config.id, true);
     if (this.tallyVotes()) return;
     for (const peer of this.config.peers) {
-      if (peer === this.config.id) continue;
-      this.outbox.push({
-        type: 'vote',
-        from: this.config.id,
-        to: peer,
-        term,
-        preVote,
-        lastLogIndex: this.log.lastIndex,
-        lastLogTerm: this.log.lastTerm,
-        ...(transfer ? { transfer } : {}),
-      });
+      if (peer !== this.config.id) this.outbox.push(this.voteRequest(peer, term, preVote, transfer));
     }
+  }
+
+  /** Returns a vote request to `peer` for `term`, with this member's last log entry. */
+  private voteRequest(peer: NodeId, term: number, preVote: boolean, transfer: boolean): VoteRequest {
+    return {
+      type: 'vote',
+      from: this.config.id,
+      to: peer,
+      term,
+      preVote,
+      lastLogIndex: this.log.lastIndex,
+      lastLogTerm: this.log.lastTerm,
+      ...(transfer ? { transfer } : {}),
+    };
   }
 
   /** Campaigns at once when this member is a follower, because its leader handed over its role. */
@@ -422,20 +426,10 @@ export class Raft {
     this.requestVotes(true);
   }
 
-  /** Sends the handover's vote request again to every member that has not answered it. */
+  /** Sends the handover's vote request again to every member that has not responded to it. */
   private requestMissingVotes(): void {
     for (const peer of this.config.peers) {
-      if (peer === this.config.id || this.votes.has(peer)) continue;
-      this.outbox.push({
-        type: 'vote',
-        from: this.config.id,
-        to: peer,
-        term: this.term,
-        preVote: false,
-        lastLogIndex: this.log.lastIndex,
-        lastLogTerm: this.log.lastTerm,
-        transfer: true,
-      });
+      if (peer !== this.config.id && !this.votes.has(peer)) this.outbox.push(this.voteRequest(peer, this.term, false, true));
     }
   }
 

@@ -144,7 +144,7 @@ export class Member extends EventEmitter {
         id: config.id,
         peers: config.peers.map((p) => p.id),
         electionTimeoutTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.tickMs)),
-        heartbeatIntervalTicks: Math.max(1, Math.round(config.heartbeatIntervalMs / config.tickMs)),
+        heartbeatIntervalTicks: heartbeatTicks(config),
         preVote: true,
         checkQuorum: true,
         appendEntriesMax,
@@ -175,7 +175,7 @@ export class Member extends EventEmitter {
       // A crash between swapping in a received snapshot and recording it in
       // the Raft log: the state database is already the snapshot, so finish.
       const snapshot = { index: summary.appliedIndex, term: summary.appliedTerm };
-      this.log.info({ snapshotIndex: snapshot.index, lastLogIndex: lastIndex }, 'state database is ahead of the log, after a snapshot install or fetch; the log now starts at its index');
+      this.log.info({ snapshotIndex: snapshot.index, lastLogIndex: lastIndex }, 'state database is ahead of the log after a snapshot install or fetch, so the log now starts at its applied index');
       this.raftLog.installSnapshot(snapshot);
       loaded = this.raftLog.load();
       lastIndex = snapshot.index;
@@ -359,8 +359,8 @@ export class Member extends EventEmitter {
     this.raft.leaveElections();
     if (this.stopped || this.softState.role !== 'leader') return;
     // Followers respond to every heartbeat, so one not heard from for two intervals may be stopped or cut off.
-    const heartbeatTicks = Math.max(1, Math.round(this.config.heartbeatIntervalMs / this.config.tickMs));
-    const reachable = this.raft.status().peers.filter((p) => p.ticksSinceContact <= 2 * heartbeatTicks);
+    const recentTicks = 2 * heartbeatTicks(this.config);
+    const reachable = this.raft.status().peers.filter((p) => p.ticksSinceContact <= recentTicks);
     const target = reachable.sort((a, b) => b.matchIndex - a.matchIndex || a.ticksSinceContact - b.ticksSinceContact)[0];
     if (target === undefined || !this.raft.transferLeadership(target.id)) {
       this.log.info('no follower to hand leadership to');
@@ -766,12 +766,12 @@ export class Member extends EventEmitter {
   /** Compacts the log up to a durable applied index and ends the snapshot in progress. */
   private compactTo(index: number, end: () => number): void {
     try {
-      const held = Math.min(index, ...this.compactionHolds.values());
-      if (held <= this.snapshotIndex) {
-        this.log.debug({ index, held, snapshotIndex: this.snapshotIndex }, 'snapshot skipped: a snapshot file being saved or sent is older');
+      const compactIndex = Math.min(index, ...this.compactionHolds.values());
+      if (compactIndex <= this.snapshotIndex) {
+        this.log.debug({ index, compactIndex, snapshotIndex: this.snapshotIndex }, 'snapshot skipped: a snapshot file being saved or sent is older');
         return;
       }
-      const compacted = this.raft.compact(held, this.config.snapshotKeepEntries);
+      const compacted = this.raft.compact(compactIndex, this.config.snapshotKeepEntries);
       this.raftLog.compact(compacted.snapshot, compacted.logStart);
       this.snapshotIndex = compacted.snapshot.index;
       this.metrics.snapshotsTaken.inc();
@@ -993,6 +993,11 @@ function writingTo<T>(file: () => string, write: () => T): T {
     const isIoError = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
     throw isIoError ? new StorageWriteError(file(), err) : err;
   }
+}
+
+/** Returns the heartbeat interval in ticks, at least 1. */
+function heartbeatTicks(config: MemberConfig): number {
+  return Math.max(1, Math.round(config.heartbeatIntervalMs / config.tickMs));
 }
 
 function snapshotKey(meta: SnapshotMeta): string {

@@ -171,7 +171,7 @@ export class MessageStore {
     try {
       await database.syncToDisk();
     } catch (err) {
-      // A restore that deletes the old file fails its fsync; report the restore.
+      // A restore that deletes the old file fails its fsync, so report the restore instead.
       if (database === this.database) throw err;
     }
     if (database !== this.database) {

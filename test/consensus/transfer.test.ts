@@ -55,7 +55,7 @@ test('handover waits for a lagging target', () => {
   assert.ok(cluster.raft(target).status().commitIndex >= lastIndex, 'the new leader has every committed entry');
 });
 
-test('proposals refused during a handover', () => {
+test('proposals rejected during a handover', () => {
   const cluster = new TestCluster(ids);
   const leader = cluster.electLeader();
   const target = otherThan(leader);
@@ -79,7 +79,7 @@ test('handover abandoned after an election timeout', () => {
   assert.ok(cluster.raft(leader).propose([new Uint8Array([1])]).ok, 'it takes proposals again');
 });
 
-test('handover refused for self or a stranger', () => {
+test('handover rejected for self or stranger', () => {
   const cluster = new TestCluster(ids);
   const leader = cluster.electLeader();
   assert.is(cluster.raft(leader).transferLeadership(leader), false);

@@ -33,7 +33,7 @@ test.after(async () => {
 
 /**
  * Appends a round of messages, then SIGKILLs a follower whose log was
- * compacted; returns its id and the acknowledged appends. With `snapshotFile`,
+ * compacted, and returns its id and the acknowledged appends. With `snapshotFile`,
  * the follower first saves a snapshot file, as it does for a peer that needs one.
  */
 async function loadAndKillFollower(snapshotFile: boolean): Promise<{ id: string; acknowledged: Map<string, number> }> {
