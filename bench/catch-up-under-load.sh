@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What clients see while a follower catches up by snapshot under load. Three
+# Client latency and errors while a follower catches up by snapshot under load. Three
 # members run on 127.0.0.1 with `--snapshot-threshold 200`. One follower is
 # killed with kill -9, and PRELOAD_S seconds of AppendStream with VALUE_BYTES
 # values grow the store. Then the follower is restarted while `replog bench`
