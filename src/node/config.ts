@@ -80,6 +80,10 @@ export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEn
     throw new UsageError((err as Error).message);
   }
   const fromEnv = new Map<string, string>();
+  const isDefault = (name: string): boolean => {
+    const spec = memberFlags.find((f) => f.name === name);
+    return values[name] === undefined && (spec === undefined || env[spec.env] === undefined);
+  };
   const get = (name: string): string | undefined => {
     const spec = memberFlags.find((f) => f.name === name);
     const envValue = spec ? env[spec.env] : undefined;
@@ -96,7 +100,7 @@ export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEn
     return value;
   };
   try {
-    return buildConfig(get, required);
+    return buildConfig({ get, required, isDefault });
   } catch (err) {
     throw err instanceof UsageError ? nameEnvSource(err, fromEnv) : err;
   }
@@ -114,10 +118,20 @@ function nameEnvSource(err: UsageError, fromEnv: ReadonlyMap<string, string>): U
   return new UsageError(err.message.replace(`invalid --${match![1]}`, `invalid ${variable} (--${match![1]})`));
 }
 
-function buildConfig(
-  get: (name: string) => string | undefined,
-  required: (name: string) => string,
-): MemberConfig {
+/** The raw values of the member flags, from the command line, the environment or the defaults. */
+interface FlagValues {
+  get(name: string): string | undefined;
+  /** Returns the value, or throws a UsageError when it is missing or empty. */
+  required(name: string): string;
+  /** True when neither the flag nor its variable is set, so the value is the default. */
+  isDefault(name: string): boolean;
+}
+
+function buildConfig({ get, required, isDefault }: FlagValues): MemberConfig {
+  // An empty --id "" is given, not missing, so the error names what an id may contain.
+  if (get('id') === '') {
+    throw new UsageError('invalid --id "": the id is empty; expected 1 to 32 characters from a-z, 0-9 and "-" ([a-z0-9-]{1,32}), such as n1');
+  }
   const id = required('id');
   if (!memberIdPattern.test(id)) {
     throw new UsageError(`invalid --id ${JSON.stringify(id)}: expected [a-z0-9-]{1,32}`);
@@ -152,32 +166,104 @@ function buildConfig(
     logLevel: required('log-level'),
   };
 
-  validateTiming(config);
+  validateTiming(config, isDefault);
   if (!logLevels.includes(config.logLevel)) {
     throw new UsageError(`invalid --log-level ${JSON.stringify(config.logLevel)}: expected one of ${logLevels.join(', ')}`);
   }
   return config;
 }
 
-function validateTiming(config: MemberConfig): void {
-  if (config.heartbeatIntervalMs < config.tickMs) {
-    throw new UsageError(`invalid --heartbeat-interval-ms ${config.heartbeatIntervalMs}: must be at least --tick-ms (${config.tickMs})`);
+/**
+ * Checks the timing flags against each other. The error blames a flag the
+ * user set, never one left at its default, and names both ways to fix it.
+ */
+function validateTiming(config: MemberConfig, isDefault: (name: string) => boolean): void {
+  const { tickMs, heartbeatIntervalMs, electionTimeoutMs } = config;
+  if (heartbeatIntervalMs < tickMs) {
+    throw new UsageError(heartbeatBelowTickMessage(tickMs, heartbeatIntervalMs, electionTimeoutMs, isDefault));
   }
-  if (config.electionTimeoutMs < 3 * config.heartbeatIntervalMs) {
-    throw new UsageError(
-      `invalid --election-timeout-ms ${config.electionTimeoutMs}: must be at least 3 x --heartbeat-interval-ms (${3 * config.heartbeatIntervalMs}), or followers start elections between heartbeats`,
-    );
+  if (electionTimeoutMs < 3 * heartbeatIntervalMs) {
+    throw new UsageError(electionBelowHeartbeatsMessage(tickMs, heartbeatIntervalMs, electionTimeoutMs, isDefault));
   }
 }
 
-/** Validates HOST:PORT (host may be an IPv6 literal in brackets); returns it unchanged. */
+/** Returns `--tick-ms (20)`, or `--tick-ms (20, the default)` when the user did not set it. */
+function flagWithValue(name: string, value: number, isDefault: (name: string) => boolean): string {
+  return `--${name} (${value}${isDefault(name) ? ', the default' : ''})`;
+}
+
+function heartbeatBelowTickMessage(
+  tickMs: number,
+  heartbeatIntervalMs: number,
+  electionTimeoutMs: number,
+  isDefault: (name: string) => boolean,
+): string {
+  const reason = 'because the leader sends at most one heartbeat per tick';
+  const lowerTick = `lower --tick-ms to at most ${heartbeatIntervalMs}`;
+  // A heartbeat interval raised to the tick must still fit 3 times into the election timeout.
+  const raiseHeartbeat =
+    3 * tickMs <= electionTimeoutMs
+      ? `raise --heartbeat-interval-ms to at least ${tickMs}`
+      : `raise --heartbeat-interval-ms to at least ${tickMs} and --election-timeout-ms to at least ${3 * tickMs}`;
+  if (isDefault('heartbeat-interval-ms')) {
+    return (
+      `invalid --tick-ms ${tickMs}: must be at most ${flagWithValue('heartbeat-interval-ms', heartbeatIntervalMs, isDefault)}, ` +
+      `${reason}. ${capitalize(lowerTick)} or ${raiseHeartbeat}.`
+    );
+  }
+  return (
+    `invalid --heartbeat-interval-ms ${heartbeatIntervalMs}: must be at least ${flagWithValue('tick-ms', tickMs, isDefault)}, ` +
+    `${reason}. ${capitalize(raiseHeartbeat)} or ${lowerTick}.`
+  );
+}
+
+function electionBelowHeartbeatsMessage(
+  tickMs: number,
+  heartbeatIntervalMs: number,
+  electionTimeoutMs: number,
+  isDefault: (name: string) => boolean,
+): string {
+  const reason = 'or followers start elections between heartbeats';
+  const heartbeatMax = Math.floor(electionTimeoutMs / 3);
+  // Lowering the heartbeat interval helps only while it stays at least one tick.
+  const fixes =
+    heartbeatMax >= tickMs
+      ? `Raise --election-timeout-ms to at least ${3 * heartbeatIntervalMs} or lower --heartbeat-interval-ms to at most ${heartbeatMax}.`
+      : `Raise --election-timeout-ms to at least ${3 * heartbeatIntervalMs}.`;
+  if (isDefault('election-timeout-ms')) {
+    return (
+      `invalid --heartbeat-interval-ms ${heartbeatIntervalMs}: must be at most a third of ` +
+      `${flagWithValue('election-timeout-ms', electionTimeoutMs, isDefault)}, ${reason}. ${fixes}`
+    );
+  }
+  return (
+    `invalid --election-timeout-ms ${electionTimeoutMs}: must be at least 3 x ` +
+    `${flagWithValue('heartbeat-interval-ms', heartbeatIntervalMs, isDefault)}, ${reason}. ${fixes}`
+  );
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * Validates HOST:PORT (host may be an IPv6 literal in brackets); returns it
+ * unchanged. Port 0 is rejected, because the OS would pick a port, and
+ * peers, clients and HAProxy need a fixed one to reach the member.
+ */
 export function parseAddress(flag: string, value: string): string {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || port > 65535) {
-    throw new UsageError(`invalid --${flag} ${JSON.stringify(value)}: expected HOST:PORT with a port from 0 to 65535`);
+  if (!isMemberAddress(value)) {
+    throw new UsageError(`invalid --${flag} ${JSON.stringify(value)}: expected ${memberAddressForm}`);
   }
   return value;
+}
+
+const memberAddressForm = 'HOST:PORT with a port from 1 to 65535';
+
+function isMemberAddress(value: string): boolean {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  return port >= 1 && port <= 65535;
 }
 
 export function parsePeers(value: string): PeerAddress[] {
@@ -191,7 +277,10 @@ export function parsePeers(value: string): PeerAddress[] {
     if (peers.some((p) => p.id === id)) {
       throw new UsageError(`invalid --peers: id ${JSON.stringify(id)} is listed twice`);
     }
-    const address = parseAddress('peers', part.slice(eq + 1));
+    const address = part.slice(eq + 1);
+    if (!isMemberAddress(address)) {
+      throw new UsageError(`invalid --peers entry ${JSON.stringify(part)}: expected ID=${memberAddressForm}`);
+    }
     const sameAddress = peers.find((p) => p.address === address);
     if (sameAddress) {
       throw new UsageError(`invalid --peers: ${sameAddress.id} and ${id} share the address ${address}; each member needs its own`);

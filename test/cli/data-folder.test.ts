@@ -66,4 +66,20 @@ test('node flag error points to --help', () => {
   assert.match(result.stderr, 'Run "replog node --help" for the flags.');
 });
 
+test('node flag errors name the cause', () => {
+  // Each case fails before the member binds a port, so fixed ports are safe.
+  const member = ['--id', 'n1', '--data', path.join(dir, 'n1'), '--grpc', '127.0.0.1:47101', '--http', '127.0.0.1:47102', '--peers', 'n1=127.0.0.1:47101'];
+  const cases: readonly [string[], string][] = [
+    [['--id', ''], 'replog node: invalid --id "": the id is empty; expected 1 to 32 characters from a-z, 0-9 and "-"'],
+    [['--grpc', '127.0.0.1:0'], 'replog node: invalid --grpc "127.0.0.1:0": expected HOST:PORT with a port from 1 to 65535'],
+    [['--heartbeat-interval-ms', '5000'], 'replog node: invalid --heartbeat-interval-ms 5000: must be at most a third of --election-timeout-ms (1000, the default)'],
+  ];
+  for (const [flags, expected] of cases) {
+    const result = runCli(['node', ...member, ...flags]);
+    assert.is(result.status, 2, result.stderr);
+    assert.ok(result.stderr.startsWith(expected), result.stderr);
+    assert.not.ok(fs.existsSync(path.join(dir, 'n1')), 'no data folder is created');
+  }
+});
+
 test.run();

@@ -2,6 +2,7 @@
 // pre-vote keeps it from raising its term, so the healthy leader stays.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { freePorts } from '../../src/cluster/local-cluster';
 import { appendMany, connect, fetchStatus, sleep, startCluster, waitForLeader, waitInSync, type TestCluster } from './harness';
 
 let tc: TestCluster;
@@ -19,12 +20,13 @@ test('cut-off member rejoins without raising the term', async () => {
   const member = tc.cluster.members.find((m) => m.id !== leader.id)!;
   await tc.cluster.stopMember(member.id, 'SIGTERM');
 
-  // Restart it unreachable both ways: it listens on an address no peer dials,
-  // and it dials peers at ports where nothing listens.
+  // Restart it unreachable both ways: it listens on free ports that no peer
+  // dials, and it dials peers at ports where nothing listens.
   const cutOffPeers = tc.cluster.members
     .map((m, i) => `${m.id}=${m.id === member.id ? member.grpc : `127.0.0.1:${i + 1}`}`)
     .join(',');
-  tc.cluster.startMember(member.id, ['--grpc', '127.0.0.1:0', '--raft', member.grpc.replace(/:\d+$/, ':0'), '--peers', cutOffPeers]);
+  const [grpcPort, raftPort] = await freePorts(2);
+  tc.cluster.startMember(member.id, ['--grpc', `127.0.0.1:${grpcPort}`, '--raft', `127.0.0.1:${raftPort}`, '--peers', cutOffPeers]);
   const client = connect(tc.target);
   const whileCut = await appendMany(client, 'cut-', 300, 8);
   assert.is(whileCut.failed, 0);
