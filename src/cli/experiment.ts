@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { renderReport } from '../experiment/report';
 import { phasePlanMs, runExperiment, type ExperimentOptions } from '../experiment/run-experiment';
 import { FlagError, parseFlags, parseIntegerFlag, processIo, runCommand, type CliIo } from './client-flags';
+import { interruptedExitCode, watchInterrupt } from './interrupt';
 
 export const experimentDefaults = {
   minutes: 1,
@@ -121,28 +122,25 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
     }
     const dataDir = parsed.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'replog-experiment-'));
     const flags: ExperimentFlags = { ...parsed, dataDir };
-    const stop = new AbortController();
-    const onSignal = (): void => {
-      if (!stop.signal.aborted) io.stdout.write('\ninterrupted: stopping the load and the cluster...\n');
-      stop.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    // A repeated Ctrl-C is ignored, so that the run still stops the cluster it started.
+    const interrupt = watchInterrupt({
+      onFirst: () => io.stdout.write('\ninterrupted: stopping the load and the cluster...\n'),
+      onRepeat: 'ignore',
+    });
     // A closed stdout (e.g. piped into head) must not kill the run and orphan the cluster;
     // the listener stays until the process ends, as the last write fails asynchronously.
     io.stdout.on('error', () => undefined);
     try {
       const result = await runExperiment(flags, {
-        signal: stop.signal,
+        signal: interrupt.signal,
         progress: (line) => io.stdout.write(`${line}\n`),
       });
       fs.writeFileSync(flags.reportPath, renderReport(result));
       io.stdout.write(`report: ${flags.reportPath}\n${result.verdict}\n`);
-      if (result.interrupted) return 130;
+      if (result.interrupted) return interruptedExitCode;
       return result.passed ? 0 : 1;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      interrupt.dispose();
     }
   });
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as cliProgress from 'cli-progress';
 import { connectIngest } from '../client/ingest-client';
 import { appendWithRetry, retryPolicyDefaults, type RetryPolicy } from '../client/retry';
@@ -17,7 +18,9 @@ import {
   type CliIo,
 } from './client-flags';
 import { valuesetBytesMax } from '../storage/codec';
-import { SendTally, formatSendSummary, summarizeSend } from './send-summary';
+import { countNoun } from './count-noun';
+import { interruptedExitCode, watchInterrupt } from './interrupt';
+import { SendTally, formatSendSummary, summarizeSend, type StdinLine } from './send-summary';
 
 export const sendDefaults = {
   concurrency: 16,
@@ -34,7 +37,11 @@ export const sendHelp = `Usage: replog send --target HOST:PORT[,HOST:PORT...] [f
 
 Append valuesets: one per stdin line (empty lines are skipped), or --count
 generated unique ones. A valueset is 1 to 65,536 bytes of UTF-8; a longer one
-fails with INVALID_ARGUMENT. Exit status 0 when every append was acknowledged.
+fails with INVALID_ARGUMENT, and the summary names the stdin line of the first
+one. Ctrl-C (SIGINT) or SIGTERM stops sending, waits up to --deadline-ms for
+the appends in flight and prints the summary so far; a second Ctrl-C exits at
+once. Exit status 0 when every append was acknowledged, 1 when any failed, 2
+for invalid flags, 130 when interrupted.
 
   --target HOST:PORT[,...]  members or load balancer; several IP addresses are
                             used round robin (required)
@@ -128,7 +135,15 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
   });
 }
 
-async function send(flags: SendFlags, io: CliIo): Promise<number> {
+/** One attempt to append a valueset, by unary call or over an AppendStream. */
+interface Appender {
+  append(valueset: string): Promise<AppendResult>;
+  /** Waits for the replies still due on the AppendStream, and does nothing with unary calls. */
+  drain(): Promise<void>;
+  close(): void;
+}
+
+async function connectAppender(flags: SendFlags): Promise<Appender> {
   const refusal = await refusedTargetMessage(flags.target);
   if (refusal !== null) throw new Error(refusal);
   const client = connectIngest(flags.target);
@@ -140,66 +155,136 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
   const pool = flags.stream
     ? new AppendStreamPool(client, 1, { windowSize: flags.concurrency, replyTimeoutMs: flags.deadlineMs })
     : null;
-  const appendOnce = (valueset: string): Promise<AppendResult> =>
-    pool ? pool.append(0, valueset) : client.append(valueset, flags.deadlineMs);
+  return {
+    append: (valueset) => (pool ? pool.append(0, valueset) : client.append(valueset, flags.deadlineMs)),
+    drain: async () => pool?.close(),
+    close: () => client.close(),
+  };
+}
 
+async function send(flags: SendFlags, io: CliIo): Promise<number> {
+  const appender = await connectAppender(flags);
   const tally = new SendTally();
-  const appendRetrying = (valueset: string): Promise<AppendResult> =>
-    appendWithRetry(() => appendOnce(valueset), flags.retryPolicy, () => {
-      tally.retries += 1;
-    });
   const progress = startProgress(flags, io, tally);
-  const source = valuesetSource(flags, io);
+  const interrupt = watchInterrupt({
+    onFirst: (signal) => {
+      progress.stop();
+      io.stderr.write(interruptNotice(signal, tally.sent - tally.finished, flags.deadlineMs));
+    },
+    onExit: (signal) => io.stderr.write(`replog send: ${signal} again: exiting without waiting for the appends in flight\n`),
+  });
+  const appendRetrying = (valueset: string): Promise<AppendResult> =>
+    appendWithRetry(
+      () => appender.append(valueset),
+      flags.retryPolicy,
+      () => {
+        tally.retries += 1;
+      },
+      interrupt.signal,
+    );
+  const source = valuesetSource(flags, io, interrupt.signal);
   const startMs = performance.now();
   try {
-    const workers = Array.from({ length: flags.concurrency }, () =>
-      sendWorker(source, appendRetrying, tally, progress),
-    );
-    await Promise.all(workers);
-    await pool?.close();
+    const sending = (async () => {
+      const workers = Array.from({ length: flags.concurrency }, () =>
+        sendWorker(source, appendRetrying, tally, progress, interrupt.signal),
+      );
+      await Promise.all(workers);
+      await appender.drain();
+    })();
+    await waitUnlessInterrupted(sending, interrupt.signal, flags.deadlineMs);
   } finally {
+    interrupt.dispose();
     progress.stop();
-    client.close();
+    appender.close();
   }
-  const summary = summarizeSend(tally, performance.now() - startMs);
+  const summary = summarizeSend(tally, performance.now() - startMs, interrupt.received);
   io.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : formatSendSummary(summary));
+  if (interrupt.received !== null) return interruptedExitCode;
   return summary.errorCount === 0 ? 0 : 1;
 }
 
+/** Returns the stderr line printed on the first SIGINT or SIGTERM. */
+function interruptNotice(signal: NodeJS.Signals, inFlight: number, waitMs: number): string {
+  if (inFlight === 0) return `replog send: ${signal}: sending no more valuesets\n`;
+  return (
+    `replog send: ${signal}: sending no more valuesets; waiting up to ${waitMs} ms (--deadline-ms) ` +
+    `for ${countNoun(inFlight, 'append')} in flight. Press Ctrl-C again to exit at once.\n`
+  );
+}
+
+/**
+ * Waits for `work`, but once `signal` is aborted at most `waitMs` more: the
+ * deadline of one attempt, within which the appends in flight get a reply or
+ * fail. Work still running then is left behind, and the process exits soon.
+ */
+async function waitUnlessInterrupted(work: Promise<void>, signal: AbortSignal, waitMs: number): Promise<void> {
+  // The work may fail after the wait ended, when the race below no longer awaits it.
+  work.catch(() => undefined);
+  const waitEnded = new AbortController();
+  const waitAfterInterrupt = new Promise<void>((resolve) => {
+    const startWait = (): void => {
+      sleep(waitMs, undefined, { signal: waitEnded.signal }).then(resolve, () => undefined);
+    };
+    if (signal.aborted) startWait();
+    else signal.addEventListener('abort', startWait, { once: true, signal: waitEnded.signal });
+  });
+  try {
+    await Promise.race([work, waitAfterInterrupt]);
+  } finally {
+    waitEnded.abort();
+  }
+}
+
 async function sendWorker(
-  source: AsyncIterator<string>,
+  source: AsyncIterator<SendItem>,
   append: (valueset: string) => Promise<AppendResult>,
   tally: SendTally,
   progress: Progress,
+  stop: AbortSignal,
 ): Promise<void> {
-  for (let next = await source.next(); !next.done; next = await source.next()) {
+  while (!stop.aborted) {
+    const next = await source.next();
+    if (next.done || stop.aborted) return;
     tally.sent += 1;
     try {
-      tally.recordResult(await append(next.value));
+      tally.recordResult(await append(next.value.valueset));
     } catch (error) {
-      tally.recordError(error);
+      tally.recordError(error, next.value.line);
     }
     progress.update();
   }
 }
 
+/** One valueset to send, with the stdin line it was made from (null for --count). */
+interface SendItem {
+  readonly valueset: string;
+  readonly line: StdinLine | null;
+}
+
 /**
  * The valuesets to send, shared by all workers: an async generator queues
  * concurrent `next()` calls, so each valueset goes to exactly one worker.
+ * It ends early once `stop` is aborted, also while it waits for stdin.
  */
-async function* valuesetSource(flags: SendFlags, io: CliIo): AsyncGenerator<string> {
+async function* valuesetSource(flags: SendFlags, io: CliIo, stop: AbortSignal): AsyncGenerator<SendItem> {
   if (flags.count !== null) {
     const prefix = flags.prefix ?? `send-${randomBytes(4).toString('hex')}-`;
-    for (let n = 1; n <= flags.count; n += 1) yield `${prefix}${n}`;
+    for (let n = 1; n <= flags.count && !stop.aborted; n += 1) yield { valueset: `${prefix}${n}`, line: null };
     return;
   }
   const prefix = flags.prefix ?? '';
   if ((io.stdin as { isTTY?: boolean }).isTTY) {
     io.stderr.write('Reading valuesets from stdin, one per line; end with Ctrl-D.\n');
   }
-  const lines = readline.createInterface({ input: io.stdin, crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line !== '') yield `${prefix}${line}`;
+  // The abort closes the interface, which ends the loop below.
+  const lines = readline.createInterface({ input: io.stdin, crlfDelay: Infinity, signal: stop });
+  let number = 0;
+  for await (const text of lines) {
+    number += 1;
+    // Lines read before the abort may still be buffered.
+    if (stop.aborted) return;
+    if (text !== '') yield { valueset: `${prefix}${text}`, line: { number, text } };
   }
 }
 

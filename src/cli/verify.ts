@@ -12,6 +12,7 @@ import {
   withFlagName,
   type CliIo,
 } from './client-flags';
+import { interruptedExitCode, watchInterrupt } from './interrupt';
 import { parseHttpAddress, parseHttpAddressList } from './status-fetch';
 
 const retriesMax = 100;
@@ -133,28 +134,24 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
       io.stdout.write(verifyHelp);
       return 0;
     }
-    const stop = new AbortController();
-    const onSignal = (): void => stop.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    const interrupt = watchInterrupt();
     try {
       const result = await verifyCluster(flags.targets, {
         retries: flags.retries,
         retryDelayMs: verifyDefaults.retryDelayMs,
         allowBusy: flags.allowBusy,
-        signal: stop.signal,
+        signal: interrupt.signal,
       });
       io.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : formatVerifyResult(result));
       return result.ok ? 0 : 1;
     } catch (error) {
-      if (stop.signal.aborted) {
+      if (interrupt.signal.aborted) {
         io.stderr.write('replog verify: interrupted\n');
-        return 130;
+        return interruptedExitCode;
       }
       throw error;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      interrupt.dispose();
     }
   });
 }

@@ -19,21 +19,26 @@ export const retryPolicyDefaults: RetryPolicy = {
 
 /**
  * Run `appendOnce` until it succeeds, fails with a status that is not
- * UNAVAILABLE or DEADLINE_EXCEEDED, or the retries run out; the last error is
- * thrown. Retrying is safe because members store each valueset at most once.
+ * UNAVAILABLE or DEADLINE_EXCEEDED, the retries run out, or `signal` is
+ * aborted; the last error is thrown. An abort also ends the pause before a
+ * retry. Retrying is safe because members store each valueset at most once.
  */
 export async function appendWithRetry(
   appendOnce: () => Promise<AppendResult>,
   policy: RetryPolicy,
   onRetry: (error: unknown) => void = () => undefined,
+  signal?: AbortSignal,
 ): Promise<AppendResult> {
   for (let attempt = 0; ; attempt += 1) {
     try {
       return await appendOnce();
     } catch (error) {
-      if (attempt >= policy.retriesMax || !isRetryableAppendError(error)) throw error;
+      if (attempt >= policy.retriesMax || !isRetryableAppendError(error) || signal?.aborted) throw error;
+      const backoffMs = Math.min(policy.backoffMsMax, policy.backoffMs * 2 ** attempt);
+      // An abort rejects the pause with an AbortError; the append's own error is the one to report.
+      await sleep(backoffMs, undefined, { signal }).catch(() => undefined);
+      if (signal?.aborted) throw error;
       onRetry(error);
-      await sleep(Math.min(policy.backoffMsMax, policy.backoffMs * 2 ** attempt));
     }
   }
 }
