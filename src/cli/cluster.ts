@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { haproxyInstalled, LocalCluster, processExists } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
 import { readMembershipOf } from '../node/membership-file';
+import { makeDirectoriesSync } from '../storage/durable-fs';
 import { joinNegativeValues } from '../util/negative-flag-values';
 import { countNoun } from './count-noun';
 import { renderHaproxyConfig } from './haproxy-config';
@@ -91,7 +92,7 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`replog cluster: ${sizeFailure}`);
     return 1;
   }
-  const createFailure = dataFolderFailure('create', flags.dataDir, () => fs.mkdirSync(flags.dataDir, { recursive: true }));
+  const createFailure = dataFolderFailure('create', flags.dataDir, () => makeDirectoriesSync(flags.dataDir));
   if (createFailure !== null) {
     console.error(`replog cluster: ${createFailure}`);
     return 1;

@@ -108,7 +108,9 @@ const dataFolderErrorCodes = new Set(['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'E
 function startFailure(err: unknown, dataDir: string): string {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && dataFolderErrorCodes.has(code)) {
+  // ENOENT from mkdir: a file system that takes no new folders there, such as /proc.
+  const mkdirFailed = code === 'ENOENT' && (err as { syscall?: unknown }).syscall === 'mkdir';
+  if ((typeof code === 'string' && dataFolderErrorCodes.has(code)) || mkdirFailed) {
     return `cannot use --data ${dataDir} (${message}); pick a folder this user can create and write`;
   }
   return message;

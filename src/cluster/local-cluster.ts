@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { stopOnStdinCloseVariable } from '../node/config';
+import { makeDirectoriesSync } from '../storage/durable-fs';
 
 /** Path of the compiled CLI entry point, from dist/src/cluster/. */
 export const cliPath = path.join(__dirname, '../cli/main.js');
@@ -62,7 +63,7 @@ export class LocalCluster {
       });
     }
     if (options.withHaproxy) cluster.haproxyAddress = `${host}:${ports[0]}`;
-    fs.mkdirSync(options.dataDir, { recursive: true });
+    makeDirectoriesSync(options.dataDir);
     return cluster;
   }
 

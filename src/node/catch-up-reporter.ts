@@ -54,6 +54,15 @@ export class CatchUpReporter {
     );
   }
 
+  /**
+   * Ends the report without a line: a leader's log has every committed entry,
+   * and the appends it gets after a handover are not a catch-up.
+   */
+  becameLeader(): void {
+    this.caughtUp = true;
+    this.replayDone = true;
+  }
+
   observe(message: Message): void {
     if (this.caughtUp || message.type !== 'append' || message.entries.length === 0) return;
     this.leaderCommit = Math.max(this.leaderCommit, message.commit);

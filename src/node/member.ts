@@ -8,6 +8,7 @@ import type { CoreStatus, Entry, HardState, Message, Ready, RestoredState, Role,
 import { errors, ReplogError, toReplogError } from '../grpc/errors';
 import { encodeMessageBatch, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
+import { makeDirectoriesSync } from '../storage/durable-fs';
 import { SqliteRaftLog } from '../storage/raft-log';
 import { fileSha256Sync, latestSnapshot, listSnapshots, pruneSnapshotsBelow, snapshotsDirectory, type LocalSnapshot } from '../storage/snapshot-files';
 import { readCurrent, stateDirectory } from '../storage/state-dir';
@@ -133,7 +134,7 @@ export class Member extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
-    fs.mkdirSync(config.dataDir, { recursive: true });
+    makeDirectoriesSync(config.dataDir);
     this.raftLog = SqliteRaftLog.open(config.dataDir, log);
     this.store = MessageStore.open(config.dataDir, log);
     const restored = this.restore();
@@ -627,6 +628,7 @@ export class Member extends EventEmitter {
       this.metrics.leaderChanges.inc();
     }
     this.log.info({ role: next.role, term: next.term, leaderId: next.leaderId }, 'role or leader changed');
+    if (next.role === 'leader') this.catchUp.becameLeader();
     this.softState = next;
     this.emit('softState', next);
   }

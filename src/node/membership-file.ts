@@ -7,7 +7,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { raftLogFileName } from '../storage/raft-log';
-import { makeDirectoryDurablySync, writeFileDurablySync } from '../storage/durable-fs';
+import { makeDirectoryDurablySync, removeFileIfExists, removeSqliteFiles, writeFileDurablySync } from '../storage/durable-fs';
+import { snapshotsDirectory } from '../storage/snapshot-files';
+import { stateDirectory } from '../storage/state-dir';
 
 export const membershipFileName = 'membership.json';
 
@@ -32,6 +34,7 @@ export class MembershipMismatchError extends Error {
 export function checkMembership(dataDir: string, id: string, memberIds: readonly string[]): 'new' | 'recorded' | 'matches' {
   const expected: Membership = { id, members: [...memberIds].sort() };
   const file = path.join(dataDir, membershipFileName);
+  checkRaftLogKept(dataDir);
   if (!fs.existsSync(file)) {
     const isNew = !fs.existsSync(path.join(dataDir, raftLogFileName));
     makeDirectoryDurablySync(dataDir);
@@ -47,6 +50,34 @@ export function checkMembership(dataDir: string, id: string, memberIds: readonly
       `replog cannot change a cluster's members or a member's id: start with the same --id and --peers ids, ` +
       `or give a new cluster new --data folders`,
   );
+}
+
+/**
+ * Throws when the Raft log of a folder that has been used is missing. A
+ * member creates raft.db before its state folder, so a state folder without
+ * raft.db means the log was deleted, and with it the member's term and vote.
+ * Starting anyway would let it vote a second time in a term it already voted
+ * in, and two leaders could then be elected in that term.
+ */
+function checkRaftLogKept(dataDir: string): void {
+  if (fs.existsSync(path.join(dataDir, raftLogFileName)) || !fs.existsSync(stateDirectory(dataDir))) return;
+  throw new Error(
+    `data folder ${dataDir} has a state folder but no ${raftLogFileName}: the Raft log, with this member's term and vote, is lost, ` +
+      `and starting without it could elect two leaders in one term. Restore ${raftLogFileName} from a backup, ` +
+      `or move the whole folder away and start this member on an empty --data folder: it then copies the state from the leader`,
+  );
+}
+
+/**
+ * Deletes what a start on a new data folder created, after the start failed
+ * before the member took part in the cluster: its record, empty log and state
+ * say nothing yet, and the record would stop a retry with other --peers.
+ */
+export function forgetNewDataFolder(dataDir: string): void {
+  removeFileIfExists(path.join(dataDir, membershipFileName));
+  removeSqliteFiles(path.join(dataDir, raftLogFileName));
+  fs.rmSync(stateDirectory(dataDir), { recursive: true, force: true });
+  fs.rmSync(snapshotsDirectory(dataDir), { recursive: true, force: true });
 }
 
 /** Returns the membership recorded in the data folder `dataDir`, or null when it has no record. */

@@ -9,7 +9,7 @@ import { PeerTransport } from '../grpc/peer-transport';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
-import { checkMembership, membershipFileName } from './membership-file';
+import { checkMembership, forgetNewDataFolder, membershipFileName } from './membership-file';
 import { fetchSnapshotFromPeers, stateGapIndex } from './snapshot-fetch';
 
 export interface RunningMember {
@@ -33,9 +33,15 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   if (membership === 'recorded') {
     logger.info({ file: membershipFileName }, 'recorded the member id and cluster of a data folder written before this record existed');
   }
-  const gapIndex = stateGapIndex(config.dataDir, logger);
-  if (gapIndex !== null) await fetchSnapshotFromPeers(config, logger, gapIndex);
-  const member = new Member(config, logger);
+  let member: Member;
+  try {
+    const gapIndex = stateGapIndex(config.dataDir, logger);
+    if (gapIndex !== null) await fetchSnapshotFromPeers(config, logger, gapIndex);
+    member = new Member(config, logger);
+  } catch (err) {
+    if (membership === 'new') forgetNewDataFolder(config.dataDir);
+    throw err;
+  }
   const transport = new PeerTransport(config.id, config.peers, logger);
   transport.attach(member);
 
@@ -66,6 +72,7 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
     member.stop();
     for (const server of servers) server.forceShutdown();
     await http.close();
+    if (membership === 'new') forgetNewDataFolder(config.dataDir);
     throw err;
   }
   member.start(transport);

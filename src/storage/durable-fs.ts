@@ -96,11 +96,42 @@ export function writeFileDurablySync(filePath: string, data: string): void {
 }
 
 /**
+ * Creates `directory` and any missing parents, as `mkdir -p` does, and
+ * returns the first folder it created, or undefined when none was missing.
+ * Node 20's fs.mkdirSync(path, { recursive: true }) never returns when the
+ * kernel rejects a folder with ENOENT under an existing parent (as /proc
+ * does), so this creates one level at a time and throws the first error.
+ */
+export function makeDirectoriesSync(directory: string): string | undefined {
+  const missing: string[] = [];
+  let current = path.resolve(directory);
+  while (!fs.existsSync(current)) {
+    missing.push(current);
+    const parent = path.dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  if (missing.length === 0 && !fs.statSync(current).isDirectory()) {
+    throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${current}'`), { code: 'ENOTDIR', path: current });
+  }
+  missing.reverse();
+  for (const folder of missing) {
+    try {
+      fs.mkdirSync(folder);
+    } catch (err) {
+      // Another process may have created it since existsSync().
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(folder).isDirectory()) throw err;
+    }
+  }
+  return missing[0];
+}
+
+/**
  * Creates `directory` and any missing parents, and fsyncs the parent of each
  * folder it created, so that the new folders survive a crash.
  */
 export function makeDirectoryDurablySync(directory: string): void {
-  const firstCreated = fs.mkdirSync(directory, { recursive: true });
+  const firstCreated = makeDirectoriesSync(directory);
   if (firstCreated === undefined) return;
   const topParent = path.dirname(path.resolve(firstCreated));
   let current = path.resolve(directory);

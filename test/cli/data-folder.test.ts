@@ -2,6 +2,7 @@
 // run as real processes of the built CLI.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -33,6 +34,42 @@ test('node names --data when creating it fails', async () => {
   assert.is(result.status, 1);
   assert.match(result.stderr, `cannot use --data ${path.join(file, 'n1')}`);
   assert.match(result.stderr, /ENOTDIR/);
+});
+
+test('node names --data the kernel rejects', async () => {
+  // mkdir in /proc fails with ENOENT under an existing parent, where Node 20's
+  // recursive mkdirSync loops for ever.
+  const dataDir = '/proc/replog-data-folder-test';
+  const [grpcPort, httpPort] = await freePorts(2);
+  const grpc = `127.0.0.1:${grpcPort}`;
+  const result = runCli(['node', '--id', 'n1', '--data', dataDir, '--grpc', grpc, '--http', `127.0.0.1:${httpPort}`, '--peers', `n1=${grpc}`]);
+  assert.is(result.status, 1, result.stderr);
+  assert.match(result.stderr, `cannot use --data ${dataDir}`);
+});
+
+test('a failed first start leaves no record', async () => {
+  const dataDir = path.join(dir, 'n1');
+  const [grpcPort, httpPort, peerPort] = await freePorts(3);
+  const grpc = `127.0.0.1:${grpcPort}`;
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(httpPort, '127.0.0.1', resolve));
+  try {
+    const failed = runCli(['node', '--id', 'n1', '--data', dataDir, '--grpc', grpc, '--http', `127.0.0.1:${httpPort}`, '--peers', `n1=${grpc}`]);
+    assert.is(failed.status, 1, failed.stderr);
+    assert.match(failed.stderr, `cannot listen on --http 127.0.0.1:${httpPort}`);
+  } finally {
+    await new Promise((resolve) => blocker.close(resolve));
+  }
+  assert.equal(fs.readdirSync(dataDir), []);
+  // A retry with other --peers is not refused as another cluster's folder.
+  const peers = `n1=${grpc},n2=127.0.0.1:${peerPort}`;
+  const retried = spawnSync(
+    process.execPath,
+    [mainScript, 'node', '--id', 'n1', '--data', dataDir, '--grpc', grpc, '--http', `127.0.0.1:${httpPort}`, '--peers', peers],
+    { encoding: 'utf8', timeout: 5_000, killSignal: 'SIGINT' },
+  );
+  assert.not.match(retried.stderr, /belongs to member/);
+  assert.match(retried.stdout, /member started/);
 });
 
 test('cluster rejects a data folder in use', async () => {

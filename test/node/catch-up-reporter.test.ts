@@ -67,4 +67,14 @@ test('ignores writes before leader appends', () => {
   assert.equal(lines, []);
 });
 
+test('a former leader logs no catch-up', () => {
+  const { log, lines } = capturedLog();
+  const reporter = new CatchUpReporter(log, restoredAt(10), 10);
+  reporter.becameLeader();
+  // After a handover, the new leader's appends reach the old one.
+  reporter.observe(append(11, 30, 30));
+  reporter.persisted(entries(11, 30));
+  assert.equal(lines.map((line) => line.msg), []);
+});
+
 test.run();

@@ -39,6 +39,15 @@ test('an older folder gets its record', () => {
   assert.is(checkMembership(dir, 'n2', ['n1', 'n2', 'n3']), 'matches');
 });
 
+test('a deleted Raft log is rejected', () => {
+  const dir = tempDir();
+  checkMembership(dir, 'n1', ['n1', 'n2', 'n3']);
+  fs.mkdirSync(path.join(dir, 'state'));
+  assert.throws(() => checkMembership(dir, 'n1', ['n1', 'n2', 'n3']), /has a state folder but no raft\.db/);
+  fs.writeFileSync(path.join(dir, raftLogFileName), '');
+  assert.is(checkMembership(dir, 'n1', ['n1', 'n2', 'n3']), 'matches');
+});
+
 test('a damaged record is an error', () => {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, membershipFileName), '{"id": 3}');

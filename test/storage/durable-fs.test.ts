@@ -1,12 +1,12 @@
 // copyFileDurably(): the copy a snapshot is made of, written in chunks and
-// fsync'd as it goes.
+// fsync'd as it goes; makeDirectoriesSync(): mkdir -p for data folders.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileDurably } from '../../src/storage/durable-fs';
+import { copyFileDurably, makeDirectoriesSync } from '../../src/storage/durable-fs';
 
 let dir = '';
 
@@ -52,6 +52,20 @@ test('copy of missing source fails', async () => {
   } catch (err) {
     assert.is((err as NodeJS.ErrnoException).code, 'ENOENT');
   }
+});
+
+test('makeDirectoriesSync creates missing parents', () => {
+  const target = path.join(dir, 'a', 'b', 'c');
+  assert.is(makeDirectoriesSync(target), path.join(dir, 'a'));
+  assert.ok(fs.statSync(target).isDirectory());
+  assert.is(makeDirectoriesSync(target), undefined, 'nothing is missing the second time');
+});
+
+test('makeDirectoriesSync rejects a file in the path', () => {
+  const file = path.join(dir, 'file');
+  fs.writeFileSync(file, '');
+  assert.throws(() => makeDirectoriesSync(file), (err: NodeJS.ErrnoException) => err.code === 'ENOTDIR');
+  assert.throws(() => makeDirectoriesSync(path.join(file, 'sub')), (err: NodeJS.ErrnoException) => err.code === 'ENOTDIR');
 });
 
 test.run();
