@@ -78,7 +78,7 @@ function put(client: KvStub, request: PutRequest, deadlineMs: number): Promise<v
 
 async function etcdLoad(flags: EtcdLoadFlags, io: CliIo): Promise<number> {
   const clients = connectKv(flags.target, flags.connections);
-  const keyOf = uniqueValueMaker(1);
+  const keyOf = uniqueValueMaker(1, flags.valueOrder);
   const padding = (key: Buffer): Buffer => Buffer.alloc(Math.max(0, flags.valueBytes - key.length), 'x');
   try {
     const measurement = await runLoad(
@@ -106,6 +106,7 @@ async function etcdLoad(flags: EtcdLoadFlags, io: CliIo): Promise<number> {
         warmupS: flags.warmupS,
         durationS: flags.durationS,
         valueBytes: flags.valueBytes,
+        valueOrder: flags.valueOrder,
       },
       measurement,
     );

@@ -13,7 +13,7 @@
 # Needs: `npm run build`, haproxy, and etcd (installed with apt-get if missing).
 # Settings (environment, defaults in brackets): CONCURRENCY [64], RATE in
 # writes/s, 0 = as fast as replies allow [0], WARMUP_S [2], DURATION_S [10],
-# VALUE_BYTES [100], CONNECTIONS [3], BASE_PORT, first of 40 ports [42000],
+# VALUE_BYTES [100], VALUE_ORDER, sequential or random [sequential], CONNECTIONS [3], BASE_PORT, first of 40 ports [42000],
 # KEEP_WORKDIR=1 keeps data, logs and JSON reports, SYSTEMS=etcd or
 # SYSTEMS=replog runs one system only ["etcd replog"], MEMBER_NODE_FLAGS, extra
 # node flags for each replog member, such as "--cpu-prof --cpu-prof-dir=DIR" [],
@@ -30,6 +30,7 @@ RATE=${RATE:-0}
 WARMUP_S=${WARMUP_S:-2}
 DURATION_S=${DURATION_S:-10}
 VALUE_BYTES=${VALUE_BYTES:-100}
+VALUE_ORDER=${VALUE_ORDER:-sequential}
 CONNECTIONS=${CONNECTIONS:-3}
 BASE_PORT=${BASE_PORT:-42000}
 SYSTEMS=${SYSTEMS:-etcd replog}
@@ -133,7 +134,7 @@ comma_join() {
 
 # Load settings shared by both runs.
 load_flags=(--concurrency "$CONCURRENCY" --rate "$RATE" --warmup-s "$WARMUP_S"
-  --duration-s "$DURATION_S" --value-bytes "$VALUE_BYTES" --json)
+  --duration-s "$DURATION_S" --value-bytes "$VALUE_BYTES" --value-order "$VALUE_ORDER" --json)
 
 run_etcd() {
   local lb=$BASE_PORT i cluster="" endpoints="" pids=()

@@ -137,7 +137,7 @@ interface BenchLoad {
 }
 
 function benchOperation(client: IngestClient, flags: BenchFlags): BenchLoad {
-  const valueOf = uniqueValueMaker(flags.valueBytes);
+  const valueOf = uniqueValueMaker(flags.valueBytes, flags.valueOrder);
   if (flags.mode === 'unary') {
     return {
       operation: async (_worker, sequence) => {
@@ -172,5 +172,6 @@ function benchSettings(flags: BenchFlags): Record<string, string | number> {
     warmupS: flags.warmupS,
     durationS: flags.durationS,
     valueBytes: flags.valueBytes,
+    valueOrder: flags.valueOrder,
   };
 }

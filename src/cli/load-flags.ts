@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  FlagError,
   parseIntegerFlag,
   parsePidListFlag,
   parseTargetFlag,
@@ -13,6 +14,7 @@ export const loadFlagOptions = {
   'warmup-s': { type: 'string' },
   'duration-s': { type: 'string' },
   'value-bytes': { type: 'string' },
+  'value-order': { type: 'string' },
   'deadline-ms': { type: 'string' },
   pids: { type: 'string' },
   json: { type: 'boolean' },
@@ -34,6 +36,16 @@ const secondsMax = 86_400;
 const valueBytesMax = 65_536;
 const deadlineMsMax = 3_600_000;
 
+/**
+ * How the unique values follow each other. With `sequential` each value
+ * extends the previous one's prefix, so an index on them grows at its end;
+ * with `random` each starts with 16 random hex digits, as hashes or random
+ * ids do, and lands anywhere in such an index.
+ */
+export type ValueOrder = 'sequential' | 'random';
+
+const valueOrders: readonly ValueOrder[] = ['sequential', 'random'];
+
 /** Validated shared load flags. */
 export interface LoadFlags {
   readonly target: string;
@@ -42,6 +54,7 @@ export interface LoadFlags {
   readonly warmupS: number;
   readonly durationS: number;
   readonly valueBytes: number;
+  readonly valueOrder: ValueOrder;
   readonly deadlineMs: number;
   readonly pids: readonly number[];
   readonly json: boolean;
@@ -62,10 +75,18 @@ export function readLoadFlags(values: LoadFlagValues): LoadFlags {
     warmupS: parseIntegerFlag('warmup-s', text('warmup-s'), loadDefaults.warmupS, 0, secondsMax),
     durationS: parseIntegerFlag('duration-s', text('duration-s'), loadDefaults.durationS, 1, secondsMax),
     valueBytes: parseIntegerFlag('value-bytes', text('value-bytes'), loadDefaults.valueBytes, 1, valueBytesMax),
+    valueOrder: parseValueOrder(text('value-order')),
     deadlineMs: parseIntegerFlag('deadline-ms', text('deadline-ms'), loadDefaults.deadlineMs, 1, deadlineMsMax),
     pids: parsePidListFlag('pids', text('pids')),
     json: values.json === true,
   };
+}
+
+function parseValueOrder(text: string | undefined): ValueOrder {
+  if (text === undefined) return 'sequential';
+  const order = valueOrders.find((name) => name === text);
+  if (order === undefined) throw new FlagError(`invalid --value-order ${JSON.stringify(text)}: expected sequential or random`);
+  return order;
 }
 
 /** Help lines of the shared flags. */
@@ -78,6 +99,9 @@ export const loadFlagsHelp = `  --target HOST:PORT[,...]  where to send; several
   --duration-s N            seconds measured (default ${loadDefaults.durationS})
   --value-bytes N           size of each value in bytes, padded; a value is never shorter
                             than its unique key (default ${loadDefaults.valueBytes})
+  --value-order ORDER       sequential: each value extends the previous one's prefix;
+                            random: each starts with 16 random hex digits (default
+                            sequential)
   --deadline-ms N           deadline of one request in ms (default ${loadDefaults.deadlineMs})
   --pids PID[,PID...]       also report the CPU these processes used while measured
                             and their peak RSS since they started
@@ -89,7 +113,17 @@ export const loadFlagsHelp = `  --target HOST:PORT[,...]  where to send; several
  * Return a function that makes the unique value of request `sequence`: a
  * random run prefix, the sequence number, and padding up to `valueBytes`.
  */
-export function uniqueValueMaker(valueBytes: number): (sequence: number) => string {
+export function uniqueValueMaker(valueBytes: number, order: ValueOrder = 'sequential'): (sequence: number) => string {
   const runPrefix = `bench-${randomBytes(6).toString('hex')}-`;
-  return (sequence) => `${runPrefix}${sequence}-`.padEnd(valueBytes, 'x');
+  if (order === 'sequential') return (sequence) => `${runPrefix}${sequence}-`.padEnd(valueBytes, 'x');
+  // The sequence number keeps each value unique, so the random digits need
+  // not be: xorshift32 is enough, and cheaper per value than crypto.
+  let state = randomBytes(4).readUInt32BE(0) | 1;
+  const nextWord = (): string => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0).toString(16).padStart(8, '0');
+  };
+  return (sequence) => `${nextWord()}${nextWord()}-${runPrefix}${sequence}-`.padEnd(valueBytes, 'x');
 }

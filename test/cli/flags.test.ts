@@ -52,6 +52,7 @@ const invalidCases: readonly [string, Command, string[], string][] = [
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--duration-s', '0'], 'invalid --duration-s "0": expected an integer from 1 to'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--warmup-s', 'x'], 'invalid --warmup-s "x"'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--value-bytes', '70000'], 'invalid --value-bytes "70000": expected an integer from 1 to 65536'],
+  ['bench', runBench, ['--target', '127.0.0.1:5000', '--value-order', 'shuffled'], 'invalid --value-order "shuffled": expected sequential or random'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--mode', 'stream', '--streams', '0'], 'invalid --streams "0"'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--mode', 'stream', '--window', ''], 'invalid --window ""'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--streams', '4'], 'invalid --streams in unary mode (the default): --streams applies only to --mode stream; add --mode stream'],
