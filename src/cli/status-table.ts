@@ -22,24 +22,32 @@ export type MemberProbe =
  * Comparison of a member with the member that has applied the most entries.
  * `yes`: same applied index, message count and digest. `behind`: a lower
  * applied index. `differs`: same applied index, another count or digest.
- * `down`: the status request failed.
+ * `down`: the status request failed. `sameId`: another address returned
+ * the same member id, so the addresses belong to different clusters or name
+ * one member twice, and a comparison of them means nothing.
  */
 export type SyncState =
   | { readonly kind: 'yes' }
   | { readonly kind: 'behind'; readonly entries: number }
   | { readonly kind: 'differs' }
-  | { readonly kind: 'down' };
+  | { readonly kind: 'down' }
+  | { readonly kind: 'sameId'; readonly address: string };
 
 /** Digest characters shown in the table, as many as `replog verify` shows. */
 const digestPrefixLength = 16;
 
 /**
  * Compare every member with the highest applied index among the reachable
- * ones. When members at that index disagree on count or digest, none of them
+ * ones, leaving out members whose id another address also returned. When members at that index disagree on count or digest, none of them
  * can be trusted as the reference, so all of them are `differs`.
  */
 export function assessSync(probes: readonly MemberProbe[]): SyncState[] {
-  const statuses = probes.flatMap((probe) => ('status' in probe ? [probe.status] : []));
+  const sameIdAddress = (probe: MemberProbe): string | undefined =>
+    'status' in probe
+      ? probes.find((other) => other !== probe && 'status' in other && other.status.id === probe.status.id)?.address
+      : undefined;
+  // A member whose id another address also returned cannot be the reference.
+  const statuses = probes.flatMap((probe) => ('status' in probe && sameIdAddress(probe) === undefined ? [probe.status] : []));
   const appliedMax = Math.max(...statuses.map((status) => status.appliedIndex));
   const membersAtMax = statuses.filter((status) => status.appliedIndex === appliedMax);
   const agree = membersAtMax.every(
@@ -47,6 +55,8 @@ export function assessSync(probes: readonly MemberProbe[]): SyncState[] {
   );
   return probes.map((probe): SyncState => {
     if (!('status' in probe)) return { kind: 'down' };
+    const address = sameIdAddress(probe);
+    if (address !== undefined) return { kind: 'sameId', address };
     const behind = appliedMax - probe.status.appliedIndex;
     if (behind > 0) return { kind: 'behind', entries: behind };
     return agree ? { kind: 'yes' } : { kind: 'differs' };
@@ -68,6 +78,8 @@ export function formatSyncState(state: SyncState): string {
       return 'DIFFERS';
     case 'down':
       return 'down';
+    case 'sameId':
+      return `SAME ID as ${state.address}`;
   }
 }
 

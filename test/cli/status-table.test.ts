@@ -78,6 +78,14 @@ test('unreachable member is down', () => {
   assert.not.ok(allInSync(states));
 });
 
+test('two members with one id', () => {
+  // n1 of another cluster, at another address.
+  const other: MemberProbe = { address: '127.0.0.1:47505', status: member('n1', 50_000, 50_000, digestB) };
+  const states = assessSync([reachable(member('n1', 3000, 3000, digestA)), reachable(member('n2', 3000, 3000, digestA)), other]);
+  assert.equal(states.map(formatSyncState), ['SAME ID as 127.0.0.1:47505', 'yes', 'SAME ID as 127.0.0.1:6001']);
+  assert.not.ok(allInSync(states));
+});
+
 test('no reachable member is not in sync', () => {
   const states = assessSync([down]);
   assert.equal(states.map(formatSyncState), ['down']);
