@@ -25,10 +25,20 @@ export const peerChannelOptions: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1000,
 };
 
-/** Options of a member's gRPC servers (Ingest and Peer). */
+/**
+ * Options of a member's gRPC servers (Ingest and Peer). Peers find a dead
+ * member with their channels' pings, so the server pings rarely and waits
+ * long for the reply. When a member resumes after a pause (SIGSTOP, a long
+ * garbage collection), grpc-js runs its ping timeout before it reads the
+ * reply that arrived meanwhile. With the peers' 3 s timeout, a member
+ * paused for 3 s right after a ping closed every client's connection, and
+ * the appends in flight failed with INTERNAL.
+ */
 export const memberServerOptions: grpc.ServerOptions = {
-  ...peerChannelOptions,
   'grpc.max_receive_message_length': grpcMessageBytesMax,
+  'grpc.max_send_message_length': grpcMessageBytesMax,
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
 };
 
 /**
