@@ -98,7 +98,10 @@ export class PeerTransport implements MemberTransport {
     this.snapshotsSending.add(to);
     const release = this.member.holdCompaction(snapshot.meta.index);
     this.streamSnapshot(link, term, snapshot)
-      .then(() => this.member?.metrics.snapshotsSent.inc({ result: 'ok' }))
+      .then(() => {
+        this.member?.snapshotDelivered(to, snapshot.meta.index);
+        this.member?.metrics.snapshotsSent.inc({ result: 'ok' });
+      })
       .catch(async (err: Error) => {
         this.member?.metrics.snapshotsSent.inc({ result: 'failed' });
         this.log.warn({ peerId: to, err: err.message }, 'sending snapshot failed');

@@ -55,6 +55,14 @@ const leaderWaitMs = 3000;
  */
 const appendLagMax = 20_000;
 const expireSweepMs = 200;
+/**
+ * Entry data that the leader's log may keep below a snapshot for followers
+ * that catch up from it (see catchUpFloor()): four intervals of the default
+ * --snapshot-threshold-bytes.
+ */
+const catchUpBytesMax = 256 * 1024 * 1024;
+/** Compaction points that catchUpFloor() remembers, which bounds them when snapshots are tiny. */
+const catchUpPointsMax = 1024;
 
 /** A log write of one Ready whose fsync is pending. */
 interface PendingWrite {
@@ -104,6 +112,12 @@ export class Member extends EventEmitter {
    * not compacted past them, so that a file stays usable until it is sent.
    */
   private readonly compactionHolds = new Map<symbol, number>();
+  /** Entry data applied since start, in bytes. */
+  private appliedBytes = 0;
+  /** Index and appliedBytes of recent compactions, oldest first, within catchUpBytesMax of the newest. */
+  private readonly compactionPoints: { readonly index: number; readonly appliedBytes: number }[] = [];
+  /** Index of the snapshot file each follower accepted last, until it reports the snapshot installed. */
+  private readonly snapshotsSentTo = new Map<string, number>();
   private bytesSinceSnapshot = 0;
   /** The highest index a leader reported as committed or stored: in appends, snapshots and forward replies. */
   private leaderIndexSeen = 0;
@@ -648,7 +662,10 @@ export class Member extends EventEmitter {
         this.metrics.appendSeconds.observe((now - startedMs) / 1000);
       }
     }
-    for (const entry of entries) this.bytesSinceSnapshot += entry.data.length;
+    let bytes = 0;
+    for (const entry of entries) bytes += entry.data.length;
+    this.bytesSinceSnapshot += bytes;
+    this.appliedBytes += bytes;
     const last = entries[entries.length - 1]!;
     this.appliedIndex = Math.max(this.appliedIndex, last.index);
     this.catchUp.applied(this.appliedIndex, entries.length);
@@ -768,7 +785,7 @@ export class Member extends EventEmitter {
   /** Compacts the log up to a durable applied index and ends the snapshot in progress. */
   private compactTo(index: number, end: () => number): void {
     try {
-      const compactIndex = Math.min(index, ...this.compactionHolds.values());
+      const compactIndex = Math.min(index, this.catchUpFloor(index), ...this.compactionHolds.values());
       if (compactIndex <= this.snapshotIndex) {
         this.log.debug({ index, compactIndex, snapshotIndex: this.snapshotIndex }, 'snapshot skipped: a snapshot file being saved or sent is older');
         return;
@@ -789,6 +806,54 @@ export class Member extends EventEmitter {
     } finally {
       this.compacting = false;
     }
+  }
+
+  /**
+   * Returns the lowest index the leader's compaction to `index` may stop at,
+   * so that a follower catching up from the log, one that has just installed
+   * a snapshot for instance, keeps the entries it still needs. When copying,
+   * sending and installing a snapshot took longer than the leader took to
+   * reach its next one, compacting past the follower sent it a new snapshot
+   * each time, and it did not catch up while the load lasted. The floor is
+   * the lowest index that a follower needs next: the index of a snapshot
+   * sent to it that it has not reported installed, or the match index of a
+   * follower heard within an election timeout. A follower behind the log
+   * start needs a snapshot anyway and does not count. The floor is never
+   * below the oldest compaction within catchUpBytesMax of entry data, so the
+   * log stays bounded.
+   */
+  private catchUpFloor(index: number): number {
+    const points = this.compactionPoints;
+    points.push({ index, appliedBytes: this.appliedBytes });
+    const oldestBytes = this.appliedBytes - catchUpBytesMax;
+    while (points.length > catchUpPointsMax || (points.length > 1 && points[0]!.appliedBytes < oldestBytes)) points.shift();
+    const status = this.raft.status();
+    if (status.role !== 'leader') {
+      this.snapshotsSentTo.clear();
+      return index;
+    }
+    const contactTicksMax = Math.max(1, Math.round(this.config.electionTimeoutMs / this.config.tickMs));
+    let floor = index;
+    for (const peer of status.peers) {
+      if (peer.id === this.config.id) continue;
+      const sentIndex = this.snapshotsSentTo.get(peer.id);
+      if (sentIndex !== undefined && peer.matchIndex >= sentIndex) this.snapshotsSentTo.delete(peer.id);
+      // A follower installing a large snapshot may not respond meanwhile.
+      const installing = sentIndex !== undefined && peer.matchIndex < sentIndex;
+      if (!installing && peer.ticksSinceContact > contactTicksMax) continue;
+      const needed = installing ? sentIndex : peer.matchIndex;
+      if (needed < status.snapshotIndex) continue;
+      floor = Math.min(floor, needed);
+    }
+    return Math.max(floor, points[0]!.index);
+  }
+
+  /**
+   * Records that a follower has received and accepted the snapshot file at
+   * `index`, so that compaction keeps the entries after it (catchUpFloor()).
+   */
+  snapshotDelivered(peerId: string, index: number): void {
+    this.snapshotsSentTo.set(peerId, index);
   }
 
   /** Saves a copy of the state database as a snapshot file for peers, without compacting the log. */

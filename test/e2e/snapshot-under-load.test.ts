@@ -17,6 +17,8 @@ const snapshotKeepEntries = 10;
 const preloadCount = 6000;
 const paddingBytes = 4000;
 const catchUpTimeoutMs = 60_000;
+/** Load after the first snapshot install, long enough for dozens of snapshots on the leader. */
+const loadAfterInstallMs = 10_000;
 
 let tc: TestCluster;
 let round = 0;
@@ -38,10 +40,11 @@ interface LoadOutcome {
 
 /**
  * Runs `during` while two AppendStream calls keep thousands of appends a
- * second coming, and returns what `during` returned with the load's outcome.
+ * second coming, each valueset `padding` long and more, and returns what
+ * `during` returned with the load's outcome.
  */
-async function underLoad<T>(client: IngestClient, during: () => Promise<T>): Promise<[T, LoadOutcome]> {
-  const prefix = `load-${round++}-`;
+async function underLoad<T>(client: IngestClient, during: () => Promise<T>, padding = ''): Promise<[T, LoadOutcome]> {
+  const prefix = `load-${round++}-${padding}`;
   let done = false;
   let sent = 0;
   const failures: unknown[] = [];
@@ -88,11 +91,17 @@ test('follower catches up under load', async () => {
 
   const [installed, load] = await underLoad(client, async () => {
     tc.cluster.startMember(follower.id);
-    return logShows(follower, 'installed snapshot from leader');
-  });
+    const installedOnce = await logShows(follower, 'installed snapshot from leader');
+    // The leader takes many snapshots meanwhile. It must keep the entries
+    // after the one installed, or the follower needs a new one each time.
+    await new Promise((resolve) => setTimeout(resolve, loadAfterInstallMs));
+    return installedOnce;
+  }, 'p'.repeat(paddingBytes));
   client.close();
   assert.ok(installed, `${follower.id} installed a snapshot while ${load.sent} appends were sent`);
   assert.equal(load.failures.slice(0, 3), [], 'appends fail only with retryable errors');
+  const installs = fs.readFileSync(follower.logFile, 'utf8').split('installed snapshot from leader').length - 1;
+  assert.is(installs, 1, `${follower.id} installed ${installs} snapshots under load`);
   await expectInSync();
 });
 
