@@ -112,6 +112,8 @@ export class Member extends EventEmitter {
    * not compacted past them, so that a file stays usable until it is sent.
    */
   private readonly compactionHolds = new Map<symbol, number>();
+  /** The durable applied index that the latest snapshot tried to compact to. */
+  private snapshotAttemptIndex = 0;
   /** Entry data applied since start, in bytes. */
   private appliedBytes = 0;
   /** Index and appliedBytes of recent compactions, oldest first, within catchUpBytesMax of the newest. */
@@ -745,7 +747,7 @@ export class Member extends EventEmitter {
   private maybeSnapshot(): void {
     if (this.snapshotFileRequested && !this.savingSnapshotFile) this.saveSnapshotFile();
     if (this.compacting) return;
-    const enoughEntries = this.appliedIndex - this.snapshotIndex >= this.config.snapshotThreshold;
+    const enoughEntries = this.appliedIndex - Math.max(this.snapshotIndex, this.snapshotAttemptIndex) >= this.config.snapshotThreshold;
     const enoughBytes = this.bytesSinceSnapshot >= this.config.snapshotThresholdBytes;
     if (!enoughEntries && !enoughBytes) return;
     this.compacting = true;
@@ -784,10 +786,17 @@ export class Member extends EventEmitter {
 
   /** Compacts the log up to a durable applied index and ends the snapshot in progress. */
   private compactTo(index: number, end: () => number): void {
+    // The next snapshot waits for a full interval after this one, even when
+    // a follower or a file being sent stops this one short of `index`: each
+    // takes an fsync, and catchUpFloor() counts its intervals.
+    this.snapshotAttemptIndex = index;
     try {
       const compactIndex = Math.min(index, this.catchUpFloor(index), ...this.compactionHolds.values());
       if (compactIndex <= this.snapshotIndex) {
-        this.log.debug({ index, compactIndex, snapshotIndex: this.snapshotIndex }, 'snapshot skipped: a snapshot file being saved or sent is older');
+        this.log.debug(
+          { index, compactIndex, snapshotIndex: this.snapshotIndex },
+          'snapshot skipped: a follower still needs the entries, or a snapshot file being saved or sent is older',
+        );
         return;
       }
       const compacted = this.raft.compact(compactIndex, this.config.snapshotKeepEntries);
