@@ -68,16 +68,29 @@ function checkRaftLogKept(dataDir: string): void {
   );
 }
 
+/** The folders of a data folder that existed before a start, which a failed start must keep. */
+export interface FoldersBeforeStart {
+  readonly snapshots: boolean;
+}
+
+export function foldersBeforeStart(dataDir: string): FoldersBeforeStart {
+  return { snapshots: fs.existsSync(snapshotsDirectory(dataDir)) };
+}
+
 /**
  * Deletes what a start on a new data folder created, after the start failed
  * before the member took part in the cluster: its record, empty log and state
- * say nothing yet, and the record would stop a retry with other --peers.
+ * contain nothing yet, and the record would stop a retry with other --peers. A
+ * new folder has no state folder (checkRaftLogKept() rejects one without
+ * raft.db), but may have snapshot files put there by hand, which stay. The
+ * state folder goes first, so that a crash here never leaves it without
+ * raft.db.
  */
-export function forgetNewDataFolder(dataDir: string): void {
-  removeFileIfExists(path.join(dataDir, membershipFileName));
-  removeSqliteFiles(path.join(dataDir, raftLogFileName));
+export function forgetNewDataFolder(dataDir: string, before: FoldersBeforeStart): void {
   fs.rmSync(stateDirectory(dataDir), { recursive: true, force: true });
-  fs.rmSync(snapshotsDirectory(dataDir), { recursive: true, force: true });
+  removeSqliteFiles(path.join(dataDir, raftLogFileName));
+  removeFileIfExists(path.join(dataDir, membershipFileName));
+  if (!before.snapshots) fs.rmSync(snapshotsDirectory(dataDir), { recursive: true, force: true });
 }
 
 /** Returns the membership recorded in the data folder `dataDir`, or null when it has no record. */

@@ -9,7 +9,7 @@ import { PeerTransport } from '../grpc/peer-transport';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
-import { checkMembership, forgetNewDataFolder, membershipFileName } from './membership-file';
+import { checkMembership, foldersBeforeStart, forgetNewDataFolder, membershipFileName } from './membership-file';
 import { fetchSnapshotFromPeers, stateGapIndex } from './snapshot-fetch';
 
 export interface RunningMember {
@@ -25,6 +25,7 @@ const shutdownGraceMs = 3000;
 /** Starts one member: storage, core, gRPC servers and the HTTP endpoints. */
 export async function runMember(config: MemberConfig, log?: Logger): Promise<RunningMember> {
   const logger = log ?? pino({ level: config.logLevel, base: { memberId: config.id } });
+  const before = foldersBeforeStart(config.dataDir);
   const membership = checkMembership(
     config.dataDir,
     config.id,
@@ -39,7 +40,7 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
     if (gapIndex !== null) await fetchSnapshotFromPeers(config, logger, gapIndex);
     member = new Member(config, logger);
   } catch (err) {
-    if (membership === 'new') forgetNewDataFolder(config.dataDir);
+    if (membership === 'new') forgetNewDataFolder(config.dataDir, before);
     throw err;
   }
   const transport = new PeerTransport(config.id, config.peers, logger);
@@ -72,7 +73,7 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
     member.stop();
     for (const server of servers) server.forceShutdown();
     await http.close();
-    if (membership === 'new') forgetNewDataFolder(config.dataDir);
+    if (membership === 'new') forgetNewDataFolder(config.dataDir, before);
     throw err;
   }
   member.start(transport);

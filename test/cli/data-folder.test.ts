@@ -49,6 +49,9 @@ test('node names --data the kernel rejects', async () => {
 
 test('a failed first start leaves no record', async () => {
   const dataDir = path.join(dir, 'n1');
+  // A snapshot file put there by hand, as the error for a state gap suggests, stays.
+  fs.mkdirSync(path.join(dataDir, 'snapshots'), { recursive: true });
+  fs.writeFileSync(path.join(dataDir, 'snapshots', 'kept.txt'), 'kept');
   const [grpcPort, httpPort, peerPort] = await freePorts(3);
   const grpc = `127.0.0.1:${grpcPort}`;
   const blocker = net.createServer();
@@ -60,7 +63,8 @@ test('a failed first start leaves no record', async () => {
   } finally {
     await new Promise((resolve) => blocker.close(resolve));
   }
-  assert.equal(fs.readdirSync(dataDir), []);
+  assert.equal(fs.readdirSync(dataDir), ['snapshots']);
+  assert.equal(fs.readdirSync(path.join(dataDir, 'snapshots')), ['kept.txt']);
   // A retry with other --peers is not refused as another cluster's folder.
   const peers = `n1=${grpc},n2=127.0.0.1:${peerPort}`;
   const retried = spawnSync(
