@@ -163,7 +163,19 @@ async function connectAppender(flags: SendFlags): Promise<Appender> {
 }
 
 async function send(flags: SendFlags, io: CliIo): Promise<number> {
-  const appender = await connectAppender(flags);
+  // Nothing is sent before the connection is ready, so a signal then exits at once.
+  const connecting = watchInterrupt({
+    onFirst: (signal) => {
+      io.stderr.write(`replog send: ${signal} while connecting to --target ${flags.target}: nothing was sent\n`);
+      process.exit(interruptedExitCode);
+    },
+  });
+  let appender: Appender;
+  try {
+    appender = await connectAppender(flags);
+  } finally {
+    connecting.dispose();
+  }
   const tally = new SendTally();
   const progress = startProgress(flags, io, tally);
   const interrupt = watchInterrupt({

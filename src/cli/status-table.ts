@@ -24,14 +24,16 @@ export type MemberProbe =
  * applied index. `differs`: same applied index, another count or digest.
  * `down`: the status request failed. `sameId`: another address returned
  * the same member id, so the addresses belong to different clusters or name
- * one member twice, and a comparison of them means nothing.
+ * one member twice, and a comparison of them means nothing. `listedTwice`:
+ * the same address is given twice.
  */
 export type SyncState =
   | { readonly kind: 'yes' }
   | { readonly kind: 'behind'; readonly entries: number }
   | { readonly kind: 'differs' }
   | { readonly kind: 'down' }
-  | { readonly kind: 'sameId'; readonly address: string };
+  | { readonly kind: 'sameId'; readonly address: string }
+  | { readonly kind: 'listedTwice' };
 
 /** Digest characters shown in the table, as many as `replog verify` shows. */
 const digestPrefixLength = 16;
@@ -56,6 +58,7 @@ export function assessSync(probes: readonly MemberProbe[]): SyncState[] {
   return probes.map((probe): SyncState => {
     if (!('status' in probe)) return { kind: 'down' };
     const address = sameIdAddress(probe);
+    if (address === probe.address) return { kind: 'listedTwice' };
     if (address !== undefined) return { kind: 'sameId', address };
     const behind = appliedMax - probe.status.appliedIndex;
     if (behind > 0) return { kind: 'behind', entries: behind };
@@ -80,6 +83,8 @@ export function formatSyncState(state: SyncState): string {
       return 'down';
     case 'sameId':
       return `SAME ID as ${state.address}`;
+    case 'listedTwice':
+      return 'LISTED TWICE';
   }
 }
 

@@ -25,9 +25,9 @@ export const statusHelp = `Usage: replog status --http HOST:PORT[,HOST:PORT...] 
 
 Fetch every member's GET /status and print one table. "in sync" compares each
 member with the one that applied the most entries: yes, behind N (entries),
-DIFFERS (same applied index, other message count or digest), down, or SAME ID
-as ADDRESS (two addresses returned one member id: they belong to different
-clusters, or name one member twice).
+DIFFERS (same applied index, other message count or digest), down, SAME ID as
+ADDRESS (two addresses returned one member id: they belong to different
+clusters, or name one member twice), or LISTED TWICE (one address given twice).
 Exit status 0 when every member returned its status and is in sync, 1 otherwise.
 
   --http HOST:PORT[,...]  the members' HTTP (status) addresses (required); each

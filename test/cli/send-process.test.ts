@@ -3,6 +3,7 @@
 // A second one exits at once, and the wait for appends in flight is bounded.
 // A valueset from stdin that fails is named by its line.
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -26,9 +27,8 @@ interface SendProcess {
   readonly exited: Promise<{ code: number | null; atMs: number }>;
 }
 
-/** Starts `replog send --target <the member> ...args`. When given, `stdin` is written and then closed. */
-function startSend(args: readonly string[], stdin?: string): SendProcess {
-  const target = tc.cluster.members[0]!.grpc;
+/** Starts `replog send --target <the member, or target> ...args`. When given, `stdin` is written and then closed. */
+function startSend(args: readonly string[], stdin?: string, target = tc.cluster.members[0]!.grpc): SendProcess {
   const child = spawn(process.execPath, [cliPath, 'send', '--target', target, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const output = { stdout: '', stderr: '' };
   child.stdout!.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
@@ -156,6 +156,23 @@ test('stdin error line in JSON', async () => {
   assert.equal(summary['firstErrorLineByCode'], { INVALID_ARGUMENT: { line: 2, start: 'z'.repeat(20), truncated: true } });
   assert.is(summary['interruptedBy'], null);
   assert.is(summary['unanswered'], 0);
+});
+
+test('SIGINT while connecting exits 130', async () => {
+  // A server that accepts connections and never speaks HTTP/2 keeps send connecting.
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as net.AddressInfo).port;
+  try {
+    const send = startSend(['--count', '10'], undefined, `127.0.0.1:${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    send.child.kill('SIGINT');
+    const { code } = await send.exited;
+    assert.is(code, 130, send.output.stderr);
+    assert.match(send.output.stderr, `SIGINT while connecting to --target 127.0.0.1:${port}: nothing was sent`);
+  } finally {
+    silent.close();
+  }
 });
 
 test.run();

@@ -86,6 +86,12 @@ test('two members with one id', () => {
   assert.not.ok(allInSync(states));
 });
 
+test('one address listed twice', () => {
+  const states = assessSync([reachable(member('n1', 10, 10, digestA)), reachable(member('n1', 10, 10, digestA))]);
+  assert.equal(states.map(formatSyncState), ['LISTED TWICE', 'LISTED TWICE']);
+  assert.not.ok(allInSync(states));
+});
+
 test('no reachable member is not in sync', () => {
   const states = assessSync([down]);
   assert.equal(states.map(formatSyncState), ['down']);
