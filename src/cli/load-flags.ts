@@ -37,10 +37,10 @@ const valueBytesMax = 65_536;
 const deadlineMsMax = 3_600_000;
 
 /**
- * How the unique values follow each other. With `sequential` each value
- * extends the previous one's prefix, so an index on them grows at its end;
- * with `random` each starts with 16 random hex digits, as hashes or random
- * ids do, and lands anywhere in such an index.
+ * Order of the unique values. A `sequential` value extends the previous
+ * one's prefix, so an index on them grows at its end. A `random` value
+ * starts with 16 random hex digits, as hashes and random ids do, so it lands
+ * anywhere in such an index.
  */
 export type ValueOrder = 'sequential' | 'random';
 

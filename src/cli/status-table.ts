@@ -40,24 +40,27 @@ const digestPrefixLength = 16;
 
 /**
  * Compare every member with the highest applied index among the reachable
- * ones, leaving out members whose id another address also returned. When members at that index disagree on count or digest, none of them
+ * ones, leaving out members whose id another address also returned. When
+ * members at that index disagree on count or digest, none of them
  * can be trusted as the reference, so all of them are `differs`.
  */
 export function assessSync(probes: readonly MemberProbe[]): SyncState[] {
-  const sameIdAddress = (probe: MemberProbe): string | undefined =>
-    'status' in probe
-      ? probes.find((other) => other !== probe && 'status' in other && other.status.id === probe.status.id)?.address
-      : undefined;
+  const sameIdAddresses = probes.map((probe) => {
+    if (!('status' in probe)) return undefined;
+    return probes.find((other) => other !== probe && 'status' in other && other.status.id === probe.status.id)?.address;
+  });
   // A member whose id another address also returned cannot be the reference.
-  const statuses = probes.flatMap((probe) => ('status' in probe && sameIdAddress(probe) === undefined ? [probe.status] : []));
+  const statuses = probes.flatMap((probe, position) =>
+    'status' in probe && sameIdAddresses[position] === undefined ? [probe.status] : [],
+  );
   const appliedMax = Math.max(...statuses.map((status) => status.appliedIndex));
   const membersAtMax = statuses.filter((status) => status.appliedIndex === appliedMax);
   const agree = membersAtMax.every(
     (status) => status.messageCount === membersAtMax[0]?.messageCount && status.digest === membersAtMax[0]?.digest,
   );
-  return probes.map((probe): SyncState => {
+  return probes.map((probe, position): SyncState => {
     if (!('status' in probe)) return { kind: 'down' };
-    const address = sameIdAddress(probe);
+    const address = sameIdAddresses[position];
     if (address === probe.address) return { kind: 'listedTwice' };
     if (address !== undefined) return { kind: 'sameId', address };
     const behind = appliedMax - probe.status.appliedIndex;

@@ -61,7 +61,7 @@ const expireSweepMs = 200;
  * --snapshot-threshold-bytes.
  */
 const catchUpBytesMax = 256 * 1024 * 1024;
-/** Compaction points that catchUpFloor() remembers, which bounds them when snapshots are tiny. */
+/** Maximum number of compaction points that catchUpFloor() keeps, which bounds their memory when snapshots are tiny. */
 const catchUpPointsMax = 1024;
 
 /** A log write of one Ready whose fsync is pending. */
@@ -160,7 +160,7 @@ export class Member extends EventEmitter {
       {
         id: config.id,
         peers: config.peers.map((p) => p.id),
-        electionTimeoutTicks: Math.max(2, Math.round(config.electionTimeoutMs / config.tickMs)),
+        electionTimeoutTicks: electionTimeoutTicks(config),
         heartbeatIntervalTicks: heartbeatTicks(config),
         preVote: true,
         checkQuorum: true,
@@ -819,17 +819,14 @@ export class Member extends EventEmitter {
 
   /**
    * Returns the lowest index the leader's compaction to `index` may stop at,
-   * so that a follower catching up from the log, one that has just installed
-   * a snapshot for instance, keeps the entries it still needs. When copying,
-   * sending and installing a snapshot took longer than the leader took to
-   * reach its next one, compacting past the follower sent it a new snapshot
-   * each time, and it did not catch up while the load lasted. The floor is
-   * the lowest index that a follower needs next: the index of a snapshot
-   * sent to it that it has not reported installed, or the match index of a
-   * follower heard within an election timeout. A follower behind the log
-   * start needs a snapshot anyway and does not count. The floor is never
-   * below the oldest compaction within catchUpBytesMax of entry data, so the
-   * log stays bounded.
+   * so that a catching-up follower keeps the entries it needs next. Without
+   * it, a follower whose snapshot took longer to copy, send and install than
+   * the leader took to its next snapshot needed a new snapshot each time.
+   * A follower counts with the index of a snapshot it accepted and has not
+   * reported installed, or with its match index when it was heard within an
+   * election timeout. One behind the log start needs a snapshot anyway. The
+   * floor is never below the oldest compaction within catchUpBytesMax of
+   * entry data, so the log stays bounded.
    */
   private catchUpFloor(index: number): number {
     const points = this.compactionPoints;
@@ -841,7 +838,7 @@ export class Member extends EventEmitter {
       this.snapshotsSentTo.clear();
       return index;
     }
-    const contactTicksMax = Math.max(1, Math.round(this.config.electionTimeoutMs / this.config.tickMs));
+    const contactTicksMax = electionTimeoutTicks(this.config);
     let floor = index;
     for (const peer of status.peers) {
       if (peer.id === this.config.id) continue;
@@ -1069,6 +1066,11 @@ function writingTo<T>(file: () => string, write: () => T): T {
     const isIoError = err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
     throw isIoError ? new StorageWriteError(file(), err) : err;
   }
+}
+
+/** Returns the election timeout in ticks, at least 2. */
+function electionTimeoutTicks(config: MemberConfig): number {
+  return Math.max(2, Math.round(config.electionTimeoutMs / config.tickMs));
 }
 
 /** Returns the heartbeat interval in ticks, at least 1. */

@@ -68,23 +68,22 @@ function checkRaftLogKept(dataDir: string): void {
   );
 }
 
-/** The folders of a data folder that existed before a start, which a failed start must keep. */
+/** Folders of a data folder that existed before a start, which a failed start must keep. */
 export interface FoldersBeforeStart {
   readonly snapshots: boolean;
 }
 
+/** Returns which of the folders that a failed start must keep exist now. */
 export function foldersBeforeStart(dataDir: string): FoldersBeforeStart {
   return { snapshots: fs.existsSync(snapshotsDirectory(dataDir)) };
 }
 
 /**
  * Deletes what a start on a new data folder created, after the start failed
- * before the member took part in the cluster: its record, empty log and state
- * contain nothing yet, and the record would stop a retry with other --peers. A
- * new folder has no state folder (checkRaftLogKept() rejects one without
- * raft.db), but may have snapshot files put there by hand, which stay. The
- * state folder goes first, so that a crash here never leaves it without
- * raft.db.
+ * before the member took part in the cluster. Its record, empty log and state
+ * contain nothing yet, and the record would reject a retry with other
+ * --peers. Snapshot files put there by hand before the start stay. The state
+ * folder goes first, so that a crash here never leaves it without raft.db.
  */
 export function forgetNewDataFolder(dataDir: string, before: FoldersBeforeStart): void {
   fs.rmSync(stateDirectory(dataDir), { recursive: true, force: true });
