@@ -312,16 +312,6 @@ export class StateDatabase {
   }
 
   /**
-   * Copies the database file to `destination` as of now. A checkpoint moves
-   * every committed transaction into the file, and automatic checkpoints stay
-   * off until the copy ends, so transactions meanwhile go to the WAL only and
-   * leave the file as it was. The copy runs on the thread pool. Throws when
-   * the database is closed before the copy ends, since closing checkpoints
-   * into the file and could tear the copy.
-   * NOTE: callers run one copy at a time, because a second copy's checkpoint
-   * would write into the file while the first copy reads it.
-   */
-  /**
    * Resolves once every transaction committed before the call is on disk. It
    * fsyncs the WAL file, then the database file, on the thread pool. SQLite
    * fsyncs the database file at the end of each checkpoint, before it reuses
@@ -336,6 +326,16 @@ export class StateDatabase {
     await fsyncFile(this.file);
   }
 
+  /**
+   * Copies the database file to `destination` as of now. A checkpoint moves
+   * every committed transaction into the file, and automatic checkpoints stay
+   * off until the copy ends, so transactions meanwhile go to the WAL only and
+   * leave the file as it was. The copy runs on the thread pool. Throws when
+   * the database is closed before the copy ends, since closing checkpoints
+   * into the file and could tear the copy.
+   * NOTE: callers run one copy at a time, because a second copy's checkpoint
+   * would write into the file while the first copy reads it.
+   */
   async copyTo(destination: string): Promise<void> {
     this.db.pragma('wal_autocheckpoint = 0');
     try {
