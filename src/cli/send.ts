@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import * as readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as cliProgress from 'cli-progress';
+import { isRetryableAppendError } from '../client/errors';
 import { connectIngest } from '../client/ingest-client';
 import { appendWithRetry, retryPolicyDefaults, type RetryPolicy } from '../client/retry';
 import { AppendStreamPool } from '../client/stream-pool';
@@ -262,7 +263,9 @@ async function sendWorker(
     try {
       tally.recordResult(await append(next.value.valueset));
     } catch (error) {
-      tally.recordError(error, next.value.line);
+      // After an interrupt no append is retried, so one that failed with
+      // UNAVAILABLE or DEADLINE_EXCEEDED stays unanswered. It may be stored.
+      if (!(stop.aborted && isRetryableAppendError(error))) tally.recordError(error, next.value.line);
     }
     progress.update();
   }

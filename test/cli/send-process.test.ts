@@ -118,9 +118,9 @@ test('wait after SIGINT is bounded', async () => {
     // 1500 ms of deadline, plus the time to start the wait and print.
     assert.ok(atMs - signalAtMs < 3_500, `exited ${Math.round(atMs - signalAtMs)} ms after SIGTERM`);
     assert.ok(stdout.startsWith('interrupted   by SIGTERM, after which no valueset was sent\n'), stdout);
-    const unanswered = /^unanswered/m.test(stdout) ? summaryNumber(stdout, 'unanswered') : 0;
-    const failed = summaryNumber(stdout, 'errors') + unanswered;
-    assert.ok(failed > 0, `the appends to the stopped member failed or got no reply:\n${stdout}`);
+    // Their attempts time out while send waits, and with no retry left their outcome is unknown.
+    assert.ok(summaryNumber(stdout, 'unanswered') > 0, `the appends to the stopped member are unanswered:\n${stdout}`);
+    assert.is(summaryNumber(stdout, 'errors'), 0, `a timed-out append is not an error after the signal:\n${stdout}`);
     assert.is(summaryNumber(stdout, 'retries'), 0, 'no retry after the signal');
   } finally {
     tc.cluster.resumeMember('n1');
