@@ -12,9 +12,18 @@ import { raftLogFileName } from '../../src/storage/raft-log';
 
 const mainScript = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
+/** Folders that tempDir() created, removed after the last test. */
+const tempDirs: string[] = [];
+
 function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'replog-membership-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-membership-'));
+  tempDirs.push(dir);
+  return dir;
 }
+
+test.after(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 test('first start records, later starts match', () => {
   const dir = path.join(tempDir(), 'n1');
