@@ -212,6 +212,19 @@ export class Member extends EventEmitter {
         lastIndex = snapshot.index;
       }
     }
+    if (summary.appliedIndex >= loaded.logStart.index && summary.appliedIndex < loaded.snapshot.index) {
+      // The state database was lost or damaged, and was recreated empty or
+      // from an older local snapshot. The log still contains every entry
+      // after it, because compaction keeps entries below the snapshot, so the
+      // member replays them. The core rejects a recorded snapshot ahead of
+      // the state, so it moves down to the log start, which the state covers.
+      this.log.warn(
+        { appliedIndex: summary.appliedIndex, snapshotIndex: loaded.snapshot.index, logStartIndex: loaded.logStart.index },
+        'state database is behind the recorded snapshot but not the log start; replaying the log from its applied index',
+      );
+      this.raftLog.compact(loaded.logStart, loaded.logStart);
+      loaded = this.raftLog.load();
+    }
     this.log.info(
       {
         term: loaded.hardState.term,
