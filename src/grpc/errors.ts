@@ -15,6 +15,17 @@ export class ReplogError extends Error {
   }
 }
 
+/**
+ * A forwarded append whose wait was given up because its target stopped
+ * leading. The old leader may still have stored it, so a retry may reply
+ * `duplicate: true`.
+ */
+export class ForwardAbandonedError extends ReplogError {
+  constructor(readonly leaderId: string) {
+    super(status.UNAVAILABLE, `forwarding to leader ${leaderId} was abandoned: it no longer leads; it may still commit; retry is safe`);
+  }
+}
+
 export const errors = {
   valuesetEmpty: () => new ReplogError(status.INVALID_ARGUMENT, 'invalid valueset: it is empty; send 1 to 65536 UTF-8 bytes'),
   valuesetTooLong: (bytes: number, max: number) =>
@@ -29,6 +40,7 @@ export const errors = {
     new ReplogError(status.UNAVAILABLE, `the append did not commit within ${ms} ms; it may still commit; retry is safe`),
   forwardFailed: (leaderId: string, reason: string) =>
     new ReplogError(status.UNAVAILABLE, `forwarding to leader ${leaderId} failed: ${reason}; retry is safe`),
+  forwardAbandoned: (leaderId: string) => new ForwardAbandonedError(leaderId),
   overloaded: (pending: number, max: number) =>
     new ReplogError(
       status.RESOURCE_EXHAUSTED,

@@ -76,6 +76,8 @@ type PeerClient = grpc.Client & {
   InstallSnapshot(callback: grpc.requestCallback<{ ok: boolean; error: string }>): grpc.ClientWritableStream<object>;
 };
 
+type ForwardStream = ReturnType<PeerClient['Forward']>;
+
 /**
  * The connection from this member to one peer: a one-way stream of Raft
  * frames, a stream of forwarded appends (used while the peer leads), and
@@ -89,9 +91,10 @@ export class PeerLink {
    * streams are in object mode.
    */
   private raftQueuedBytes = 0;
-  private forwardStream: ReturnType<PeerClient['Forward']> | null = null;
+  private forwardStream: ForwardStream | null = null;
   private forwardQueue: ForwardItem[] = [];
-  private readonly forwardPending = new Map<number, ForwardItem[]>();
+  /** Batches sent and awaiting a reply, by batch id, with the stream each went on. */
+  private readonly forwardPending = new Map<number, { readonly stream: ForwardStream; readonly items: ForwardItem[] }>();
   private nextBatchId = 1;
   private flushScheduled = false;
   private droppedFrames = 0;
@@ -158,16 +161,17 @@ export class PeerLink {
 
   private flushForwards(): void {
     this.flushScheduled = false;
+    if (this.forwardQueue.length === 0) return;
     const stream = this.forwardStream ?? this.openForwardStream();
     while (this.forwardQueue.length > 0) {
       const batch = this.forwardQueue.splice(0, forwardBatchLength(this.forwardQueue));
       const batchId = this.nextBatchId++;
-      this.forwardPending.set(batchId, batch);
+      this.forwardPending.set(batchId, { stream, items: batch });
       stream.write({ batchId, valuesets: batch.map((item) => item.valueset) });
     }
   }
 
-  private openForwardStream(): NonNullable<PeerLink['forwardStream']> {
+  private openForwardStream(): ForwardStream {
     const stream = this.client.Forward();
     this.forwardStream = stream;
     stream.on('data', (message: { batchId: number; replies: ForwardReplyWire[] }) => {
@@ -175,18 +179,37 @@ export class PeerLink {
     });
     const fail = (reason: string): void => {
       if (this.forwardStream === stream) this.forwardStream = null;
-      for (const batch of this.forwardPending.values()) {
-        for (const item of batch) item.reject(errors.forwardFailed(this.peerId, reason));
+      // Batches sent on a newer stream, opened after abandonForwards, keep waiting for their replies.
+      for (const [batchId, pending] of this.forwardPending) {
+        if (pending.stream !== stream) continue;
+        this.forwardPending.delete(batchId);
+        for (const item of pending.items) item.reject(errors.forwardFailed(this.peerId, reason));
       }
-      this.forwardPending.clear();
     };
     stream.on('error', (err: grpc.ServiceError) => fail(err.details || err.message));
     stream.on('end', () => fail('the leader closed the stream'));
     return stream;
   }
 
+  /**
+   * Fails every forwarded append that waits for this peer, queued or sent,
+   * with ForwardAbandonedError, and cancels the stream they went on. The
+   * member calls this when the peer stops leading: a leader that is paused or
+   * cut off keeps the connection open until a ping times out, seconds after
+   * another member has taken over.
+   */
+  abandonForwards(): void {
+    const stream = this.forwardStream;
+    this.forwardStream = null;
+    const waiting = [...this.forwardQueue, ...[...this.forwardPending.values()].flatMap((pending) => pending.items)];
+    this.forwardQueue = [];
+    this.forwardPending.clear();
+    for (const item of waiting) item.reject(errors.forwardAbandoned(this.peerId));
+    stream?.cancel();
+  }
+
   private settleBatch(batchId: number, replies: readonly ForwardReplyWire[]): void {
-    const batch = this.forwardPending.get(batchId);
+    const batch = this.forwardPending.get(batchId)?.items;
     if (!batch) return;
     this.forwardPending.delete(batchId);
     batch.forEach((item, i) => {

@@ -78,6 +78,10 @@ export class PeerTransport implements MemberTransport {
     return link.forward(valueset);
   }
 
+  abandonForwards(leaderId: string): void {
+    this.links.get(leaderId)?.abandonForwards();
+  }
+
   /**
    * Streams the newest usable snapshot file to `to`, unless a transfer to it
    * is running. With no usable file, the member saves one, and the transport

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Raft } from '../consensus/raft';
 import { EntryType } from '../consensus/types';
 import type { CoreStatus, Entry, HardState, Message, Ready, RestoredState, Role, SnapshotMeta, SoftState } from '../consensus/types';
-import { errors, ReplogError, toReplogError } from '../grpc/errors';
+import { errors, ForwardAbandonedError, ReplogError, toReplogError } from '../grpc/errors';
 import { encodeMessageBatch, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
 import { makeDirectoriesSync } from '../storage/durable-fs';
@@ -24,6 +24,8 @@ export interface MemberTransport {
   send(messages: readonly Message[]): void;
   sendSnapshot(to: string, term: number): void;
   forward(leaderId: string, valueset: string): Promise<AppendResult>;
+  /** Fails the appends forwarded to `leaderId` that wait for a reply, with ForwardAbandonedError. */
+  abandonForwards(leaderId: string): void;
 }
 
 /**
@@ -47,6 +49,11 @@ const inflightBytesMax = 16 * 1024 * 1024;
 const entryCacheMax = 8192;
 /** How long an append waits for a leader to be elected before UNAVAILABLE. */
 const leaderWaitMs = 3000;
+/**
+ * Leaders one append is forwarded to, when each stops leading before it
+ * replies. Each attempt after the first waits up to leaderWaitMs for a leader.
+ */
+const forwardAttemptsMax = 3;
 /**
  * Entries a follower may be behind the leader before it rejects new appends.
  * It replies to an append only once it has applied the entry itself, so a
@@ -361,13 +368,20 @@ export class Member extends EventEmitter {
     return promise;
   }
 
-  private async route(valueset: string, forwarded: boolean): Promise<AppendResult> {
+  private async route(valueset: string, forwarded: boolean, attempt = 1): Promise<AppendResult> {
     if (this.softState.role === 'leader') return this.enqueueProposal(valueset);
     if (forwarded) throw errors.leaderLost();
     const leaderId = this.softState.leaderId ?? (await this.waitForLeader(leaderWaitMs));
     if (leaderId === this.config.id) return this.enqueueProposal(valueset);
     if (this.leaderIndexSeen - this.appliedIndex > appendLagMax) throw errors.catchingUp(this.appliedIndex, this.leaderIndexSeen);
-    const result = await this.transport!.forward(leaderId, valueset);
+    let result: AppendResult;
+    try {
+      result = await this.transport!.forward(leaderId, valueset);
+    } catch (err) {
+      // The leader changed while the append waited for it: send it to the next one.
+      if (!(err instanceof ForwardAbandonedError) || attempt >= forwardAttemptsMax || this.stopped) throw err;
+      return this.route(valueset, false, attempt + 1);
+    }
     this.leaderIndexSeen = Math.max(this.leaderIndexSeen, result.index);
     // Waiting for this member to apply the entry could take as long as its catch-up.
     if (result.index - this.appliedIndex > appendLagMax) throw errors.committedCatchingUp(result.index, this.appliedIndex);
@@ -655,6 +669,10 @@ export class Member extends EventEmitter {
   private onSoftState(next: SoftState): void {
     if (next.leaderId !== this.softState.leaderId && next.leaderId !== null) {
       this.metrics.leaderChanges.inc();
+    }
+    const previousLeader = this.softState.leaderId;
+    if (previousLeader !== null && previousLeader !== this.config.id && next.leaderId !== previousLeader) {
+      this.transport?.abandonForwards(previousLeader);
     }
     this.log.info({ role: next.role, term: next.term, leaderId: next.leaderId }, 'role or leader changed');
     if (next.role === 'leader') this.catchUp.becameLeader();
