@@ -168,6 +168,30 @@ export class NamespaceNetwork {
     }
   }
 
+  /**
+   * Cuts member `id` off so that what it sends to the others is lost without
+   * an error, as when a router between them fails. The others' ends of its
+   * links go down. Its own ends, routes and neighbor entries stay, and the
+   * entries become permanent, so that no failed ARP lookup reports the cut.
+   * Its connection attempts then hang in SYN-SENT. The others' attempts to
+   * reach it fail at once, since their routes to it go with their ends of the
+   * links. heal() undoes this.
+   */
+  dropFrom(id: string): void {
+    const ns = this.memberNamespace(id);
+    for (const other of this.memberIds) {
+      if (other === id) continue;
+      const otherNs = this.memberNamespace(other);
+      const links = JSON.parse(runIp(['-j', '-n', otherNs, 'link', 'show', `p-${id}`])) as { address: string }[];
+      const mac = links[0]?.address;
+      if (mac === undefined) throw new Error(`no link p-${id} in namespace ${otherNs}`);
+      runIp(['-n', ns, 'neigh', 'replace', this.peerAddress(other), 'lladdr', mac, 'dev', `p-${other}`, 'nud', 'permanent']);
+      runIp(['-n', otherNs, 'link', 'set', `p-${id}`, 'down']);
+      const [a, b] = this.indexOf(id) < this.indexOf(other) ? [id, other] : [other, id];
+      this.cutPairs.add(`${a}|${b}`);
+    }
+  }
+
   /** Brings every member-to-member link back up with its routes. */
   heal(): void {
     this.partition([this.memberIds]);

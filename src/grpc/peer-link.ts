@@ -23,7 +23,21 @@ export const peerChannelOptions: grpc.ChannelOptions = {
   // A restarted member is reachable again within a second.
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 1000,
+  // Each channel gets its own connections, so a channel that replaces a hung
+  // one (PeerLink.checkConnection) does not reuse the hung connection attempt.
+  'grpc.use_local_subchannel_pool': 1,
 };
+
+/**
+ * Time after which a connection attempt to a peer that has not completed its
+ * HTTP/2 handshake is given up and started again on a new channel. grpc-js
+ * sets no connect timeout. An attempt whose SYN was lost, as behind a failed
+ * router, waits for the kernel's SYN resends 1, 3, 7, 15, 31 and 63 s after it
+ * started (Linux's default of 6 retries). A member cut off for half a minute
+ * could then rejoin up to 30 s after the network healed. A handshake between
+ * members takes milliseconds.
+ */
+export const connectAttemptMaxMs = 3000;
 
 /**
  * Options of a member's gRPC servers (Ingest and Peer). Peers find a dead
@@ -100,13 +114,65 @@ export class PeerLink {
   private droppedFrames = 0;
   /** Frames dropped because the peer was not connected. */
   private unsentFrames = 0;
+  /** When checkConnection() first saw the channel connecting, from performance.now(); null when it was not. */
+  private connectingSinceMs: number | null = null;
+  /** Channels replaced since the peer was last connected; every tenth replacement is logged at info level. */
+  private hungConnects = 0;
 
+  /**
+   * `newClient` creates a replacement client when a connection attempt hangs
+   * (checkConnection). Without it, the link keeps `client` for good.
+   */
   constructor(
     readonly peerId: string,
-    readonly client: PeerClient,
+    private currentClient: PeerClient,
     private readonly log: Logger,
     private readonly raftQueuedBytesMax = raftStreamBufferedBytesDefault,
+    private readonly newClient: (() => PeerClient) | null = null,
   ) {}
+
+  /** The client of this peer's current channel; checkConnection() may replace it. */
+  get client(): PeerClient {
+    return this.currentClient;
+  }
+
+  /**
+   * Replaces the channel when it has been connecting for connectAttemptMaxMs
+   * or longer: the Raft and forward streams are dropped, the appends waiting
+   * on a forward fail with ForwardAbandonedError (which the member retries),
+   * and the new channel starts connecting at once. Call it about twice a
+   * second with the time from performance.now().
+   */
+  checkConnection(nowMs: number): void {
+    if (this.newClient === null) return;
+    const state = this.currentClient.getChannel().getConnectivityState(false);
+    if (state === grpc.connectivityState.READY) this.hungConnects = 0;
+    if (state !== grpc.connectivityState.CONNECTING) {
+      this.connectingSinceMs = null;
+      return;
+    }
+    if (this.connectingSinceMs === null) {
+      this.connectingSinceMs = nowMs;
+      return;
+    }
+    const connectingMs = nowMs - this.connectingSinceMs;
+    if (connectingMs < connectAttemptMaxMs) return;
+    const fields = { peerId: this.peerId, connectingMs: Math.round(connectingMs), hungConnects: this.hungConnects + 1 };
+    if (this.hungConnects++ % 10 === 0) this.log.info(fields, 'connection to peer hung; connecting again');
+    else this.log.debug(fields, 'connection to peer hung; connecting again');
+    this.connectingSinceMs = null;
+    this.abandonForwards();
+    const raftStream = this.raftStream;
+    this.raftStream = null;
+    this.raftQueuedBytes = 0;
+    raftStream?.cancel();
+    const hung = this.currentClient;
+    this.currentClient = this.newClient();
+    // NOTE: grpc-js does not close a socket that is still connecting, so a hung
+    // SYN-SENT socket stays until the kernel gives up, about 2 minutes later.
+    hung.close();
+    this.currentClient.getChannel().getConnectivityState(true);
+  }
 
   sendFrame(payload: Buffer): void {
     // grpc-js keeps the messages of a call until its channel connects, so
@@ -223,7 +289,7 @@ export class PeerLink {
   close(): void {
     this.raftStream?.end();
     this.forwardStream?.end();
-    this.client.close();
+    this.currentClient.close();
   }
 }
 

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { loadReplogPackage } from '../client/proto';
 import { dataBytes } from '../consensus/log';
@@ -10,8 +11,10 @@ import { fileSha256, snapshotChunks, type LocalSnapshot } from '../storage/snaps
 import { errors } from './errors';
 import { splitBySize } from '../util/split-by-size';
 import { encodeMessages } from './peer-codec';
-import { PeerLink, peerChannelOptions } from './peer-link';
+import { PeerLink, peerChannelOptions, raftStreamBufferedBytesDefault } from './peer-link';
 
+/** Interval of the check for peer connections that hang while connecting. */
+const connectionCheckMs = 500;
 /** Size of one InstallSnapshot data chunk, well below grpcMessageBytesMax; memory per transfer is about this much. */
 const snapshotChunkBytes = 256 * 1024;
 
@@ -30,6 +33,8 @@ export class PeerTransport implements MemberTransport {
   /** Followers that need a snapshot while the member saves the file, with the term they need it in. */
   private readonly waitingForSnapshot = new Map<string, number>();
   private member: Member | null = null;
+  /** Runs PeerLink.checkConnection() on every link. */
+  private readonly connectionTimer: NodeJS.Timeout;
 
   constructor(
     selfId: string,
@@ -37,11 +42,18 @@ export class PeerTransport implements MemberTransport {
     private readonly log: Logger,
   ) {
     const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
+    type PeerClient = ConstructorParameters<typeof PeerLink>[1];
     for (const peer of peers) {
       if (peer.id === selfId) continue;
-      const client = new Peer(peer.address, grpc.credentials.createInsecure(), peerChannelOptions);
-      this.links.set(peer.id, new PeerLink(peer.id, client as unknown as ConstructorParameters<typeof PeerLink>[1], log));
+      const newClient = (): PeerClient =>
+        new Peer(peer.address, grpc.credentials.createInsecure(), peerChannelOptions) as unknown as PeerClient;
+      this.links.set(peer.id, new PeerLink(peer.id, newClient(), log, raftStreamBufferedBytesDefault, newClient));
     }
+    this.connectionTimer = setInterval(() => {
+      const nowMs = performance.now();
+      for (const link of this.links.values()) link.checkConnection(nowMs);
+    }, connectionCheckMs);
+    this.connectionTimer.unref();
   }
 
   attach(member: Member): void {
@@ -180,6 +192,7 @@ export class PeerTransport implements MemberTransport {
   }
 
   close(): void {
+    clearInterval(this.connectionTimer);
     for (const link of this.links.values()) link.close();
   }
 }
