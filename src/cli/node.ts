@@ -91,14 +91,28 @@ export async function run(argv: string[]): Promise<number> {
       });
       process.stdin.resume();
     }
-    // The member stopped itself after a failed write; it logged why.
-    running.member.once('fatal', () => {
+    // The member stopped itself after a failed write or Ready. It logged why,
+    // and stderr gets the same in one line with what to do next.
+    running.member.once('fatal', (cause: unknown, file: string | null) => {
+      console.error(`replog node: ${fatalMessage(cause, file)}`);
       running.stop().then(
         () => resolve(1),
         () => resolve(1),
       );
     });
   });
+}
+
+/** Returns why a running member stopped itself, and what to do next, for stderr. */
+export function fatalMessage(cause: unknown, file: string | null): string {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  if (file === null) {
+    return `the member stopped after an internal error: ${message}. The log has the details; start it again with the same flags.`;
+  }
+  return (
+    `writing to disk failed: ${message} (${file}), so the member stopped. ` +
+    'Free space or fix the disk, then start it again with the same flags: it catches up from its log and the leader.'
+  );
 }
 
 /** File system errors that mean the data folder cannot be created or written. */

@@ -756,7 +756,7 @@ export class Member extends EventEmitter {
     } catch (stopErr) {
       this.log.error({ err: stopErr }, 'closing the databases after the failure failed');
     }
-    this.emit('fatal', cause);
+    this.emit('fatal', cause, file);
   }
 
   /** Returns the path of the live state database, for error messages. */

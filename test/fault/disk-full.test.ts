@@ -1,9 +1,10 @@
 // One member's data folder is a small tmpfs that the test fills up while the
 // member takes appends. The member must fail the appends in flight with
-// UNAVAILABLE naming the disk problem and stop with exit status 1 and a log
-// line that names the file, rather than crash or go on with half-written
-// state. The others keep taking appends and serving reads, and once space is
-// freed and the member restarts, it catches up to the same digest.
+// UNAVAILABLE naming the disk problem and stop with exit status 1, a log
+// line that names the file and a line on stderr that says what to do, rather
+// than crash or go on with half-written state. The others keep taking appends
+// and serving reads, and once space is freed and the member restarts, it
+// catches up to the same digest.
 // Run for a follower and for the leader on the full disk.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -123,6 +124,9 @@ async function fillAndCheck(tc: TestCluster, throughId: string): Promise<void> {
   const fatalLines = fs.readFileSync(small.logFile, 'utf8').split('\n').filter((line) => line.includes('"level":60'));
   assert.ok(fatalLines.length > 0, `${smallId} logs a fatal line`);
   assert.ok(fatalLines[0]!.includes(small.dataDir), `${smallId}'s fatal line names the file in ${small.dataDir}: ${fatalLines[0]!.slice(0, 300)}`);
+  const stderrLine = fs.readFileSync(small.logFile, 'utf8').split('\n').find((line) => line.startsWith('replog node: writing to disk failed: '));
+  assert.ok(stderrLine?.includes(small.dataDir), `${smallId} writes a line to stderr that names the file in ${small.dataDir}: ${stderrLine}`);
+  assert.ok(stderrLine?.includes('Free space or fix the disk'), `${smallId}'s stderr line says what to do: ${stderrLine}`);
   const diskMessage = full.messages.find((m) => m.includes('disk'));
   console.log(`${smallId} exited with status 1; an append through ${throughId} failed with: ${diskMessage}`);
   assert.ok(diskMessage, `an append in flight fails naming the disk: ${full.messages.slice(0, 3).join(' | ')}`);
