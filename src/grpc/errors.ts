@@ -16,13 +16,16 @@ export class ReplogError extends Error {
 }
 
 /**
- * A forwarded append whose wait was given up because its target stopped
- * leading. The old leader may still have stored it, so a retry may reply
- * `duplicate: true`.
+ * A forwarded append whose wait was given up, because its target stopped
+ * leading or the connection to it hung. The target may still have stored
+ * it, so a retry may reply `duplicate: true`.
  */
 export class ForwardAbandonedError extends ReplogError {
-  constructor(readonly leaderId: string) {
-    super(status.UNAVAILABLE, `forwarding to leader ${leaderId} was abandoned: it no longer leads; it may still commit; retry is safe`);
+  constructor(
+    readonly leaderId: string,
+    reason: string,
+  ) {
+    super(status.UNAVAILABLE, `forwarding to leader ${leaderId} was abandoned: ${reason}; it may still commit; retry is safe`);
   }
 }
 
@@ -40,7 +43,7 @@ export const errors = {
     new ReplogError(status.UNAVAILABLE, `the append did not commit within ${ms} ms; it may still commit; retry is safe`),
   forwardFailed: (leaderId: string, reason: string) =>
     new ReplogError(status.UNAVAILABLE, `forwarding to leader ${leaderId} failed: ${reason}; retry is safe`),
-  forwardAbandoned: (leaderId: string) => new ForwardAbandonedError(leaderId),
+  forwardAbandoned: (leaderId: string, reason: string) => new ForwardAbandonedError(leaderId, reason),
   overloaded: (pending: number, max: number) =>
     new ReplogError(
       status.RESOURCE_EXHAUSTED,

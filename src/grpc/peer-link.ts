@@ -161,7 +161,7 @@ export class PeerLink {
     if (this.hungConnects++ % 10 === 0) this.log.info(fields, 'connection to peer hung; connecting again');
     else this.log.debug(fields, 'connection to peer hung; connecting again');
     this.connectingSinceMs = null;
-    this.abandonForwards();
+    this.abandonForwards(`the connection to it hung for ${Math.round(connectingMs)} ms`);
     const raftStream = this.raftStream;
     this.raftStream = null;
     this.raftQueuedBytes = 0;
@@ -259,18 +259,18 @@ export class PeerLink {
 
   /**
    * Fails every forwarded append that waits for this peer, queued or sent,
-   * with ForwardAbandonedError, and cancels the stream they went on. The
-   * member calls this when the peer stops leading: a leader that is paused or
-   * cut off keeps the connection open until a ping times out, seconds after
-   * another member has taken over.
+   * with ForwardAbandonedError giving `reason`, and cancels the stream they
+   * went on. The member calls this when the peer stops leading: a leader that
+   * is paused or cut off keeps the connection open until a ping times out,
+   * seconds after another member has taken over.
    */
-  abandonForwards(): void {
+  abandonForwards(reason: string): void {
     const stream = this.forwardStream;
     this.forwardStream = null;
     const waiting = [...this.forwardQueue, ...[...this.forwardPending.values()].flatMap((pending) => pending.items)];
     this.forwardQueue = [];
     this.forwardPending.clear();
-    for (const item of waiting) item.reject(errors.forwardAbandoned(this.peerId));
+    for (const item of waiting) item.reject(errors.forwardAbandoned(this.peerId, reason));
     stream?.cancel();
   }
 

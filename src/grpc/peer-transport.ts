@@ -91,7 +91,7 @@ export class PeerTransport implements MemberTransport {
   }
 
   abandonForwards(leaderId: string): void {
-    this.links.get(leaderId)?.abandonForwards();
+    this.links.get(leaderId)?.abandonForwards('it no longer leads');
   }
 
   /**
