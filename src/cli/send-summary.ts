@@ -25,7 +25,10 @@ export const lineStartCharactersMax = 20;
 export class SendTally {
   sent = 0;
   stored = 0;
+  /** Duplicate replies to a first attempt: valuesets stored before this run, or sent twice in it. */
   duplicates = 0;
+  /** Duplicate replies to a retry, which an earlier attempt of the same append may have stored. */
+  duplicatesAfterRetry = 0;
   retries = 0;
   readonly errorsByCode: Record<string, number> = {};
   /** Per code, the message of the error on the lowest stdin line, else of the first error recorded. */
@@ -38,12 +41,18 @@ export class SendTally {
   }
 
   get finished(): number {
-    return this.stored + this.duplicates + this.errorCount;
+    return this.stored + this.duplicates + this.duplicatesAfterRetry + this.errorCount;
   }
 
-  recordResult(result: AppendResult): void {
-    if (result.duplicate) this.duplicates += 1;
-    else this.stored += 1;
+  /**
+   * Counts an acknowledged append. `retried` is true when an earlier attempt
+   * of it failed, which may have stored it, so that a duplicate reply is
+   * likely the first attempt's own.
+   */
+  recordResult(result: AppendResult, retried = false): void {
+    if (!result.duplicate) this.stored += 1;
+    else if (retried) this.duplicatesAfterRetry += 1;
+    else this.duplicates += 1;
   }
 
   /**
@@ -75,7 +84,10 @@ function describeLine(line: StdinLine): ErrorLine {
 export interface SendSummary {
   readonly sent: number;
   readonly stored: number;
+  /** Every duplicate reply, including those in `duplicatesAfterRetry`. */
   readonly duplicates: number;
+  /** Duplicate replies to a retry: an earlier attempt of the same append may have stored it. */
+  readonly duplicatesAfterRetry: number;
   readonly errorCount: number;
   readonly errorsByCode: Readonly<Record<string, number>>;
   readonly firstErrorByCode: Readonly<Record<string, string>>;
@@ -95,11 +107,13 @@ export interface SendSummary {
 
 export function summarizeSend(tally: SendTally, elapsedMs: number, interruptedBy: string | null = null): SendSummary {
   const elapsedSeconds = elapsedMs / 1000;
-  const acknowledged = tally.stored + tally.duplicates;
+  const duplicates = tally.duplicates + tally.duplicatesAfterRetry;
+  const acknowledged = tally.stored + duplicates;
   return {
     sent: tally.sent,
     stored: tally.stored,
-    duplicates: tally.duplicates,
+    duplicates,
+    duplicatesAfterRetry: tally.duplicatesAfterRetry,
     errorCount: tally.errorCount,
     errorsByCode: { ...tally.errorsByCode },
     firstErrorByCode: { ...tally.firstErrorByCode },
@@ -110,6 +124,13 @@ export function summarizeSend(tally: SendTally, elapsedMs: number, interruptedBy
     elapsedSeconds: Math.round(elapsedSeconds * 1000) / 1000,
     messagesPerSecond: elapsedSeconds > 0 ? Math.round((acknowledged / elapsedSeconds) * 10) / 10 : 0,
   };
+}
+
+/** Returns the value of the summary's duplicates line, e.g. `3 (2 after a retry, ...)`. */
+function formatDuplicates(summary: SendSummary): string {
+  const afterRetry = summary.duplicatesAfterRetry;
+  if (afterRetry === 0) return String(summary.duplicates);
+  return `${summary.duplicates} (${afterRetry} after a retry, which an earlier attempt of the same append may have stored)`;
 }
 
 /** Render a summary as text lines for a terminal. */
@@ -123,7 +144,7 @@ export function formatSendSummary(summary: SendSummary): string {
   lines.push(
     `sent          ${summary.sent}`,
     `stored        ${summary.stored}`,
-    `duplicates    ${summary.duplicates}`,
+    `duplicates    ${formatDuplicates(summary)}`,
     `errors        ${errors}`,
   );
   if (summary.unanswered > 0) {

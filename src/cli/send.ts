@@ -186,15 +186,15 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
     },
     onExit: (signal) => io.stderr.write(`replog send: ${signal} again: exiting without waiting for the appends in flight\n`),
   });
-  const appendRetrying = (valueset: string): Promise<AppendResult> =>
-    appendWithRetry(
-      () => appender.append(valueset),
-      flags.retryPolicy,
-      () => {
-        tally.retries += 1;
-      },
-      interrupt.signal,
-    );
+  const appendRetrying = async (valueset: string): Promise<{ result: AppendResult; retried: boolean }> => {
+    let retried = false;
+    const onRetry = (): void => {
+      tally.retries += 1;
+      retried = true;
+    };
+    const result = await appendWithRetry(() => appender.append(valueset), flags.retryPolicy, onRetry, interrupt.signal);
+    return { result, retried };
+  };
   const source = valuesetSource(flags, io, interrupt.signal);
   const startMs = performance.now();
   try {
@@ -251,7 +251,7 @@ async function waitUnlessInterrupted(work: Promise<void>, signal: AbortSignal, w
 
 async function sendWorker(
   source: AsyncIterator<SendItem>,
-  append: (valueset: string) => Promise<AppendResult>,
+  append: (valueset: string) => Promise<{ result: AppendResult; retried: boolean }>,
   tally: SendTally,
   progress: Progress,
   stop: AbortSignal,
@@ -261,7 +261,8 @@ async function sendWorker(
     if (next.done || stop.aborted) return;
     tally.sent += 1;
     try {
-      tally.recordResult(await append(next.value.valueset));
+      const { result, retried } = await append(next.value.valueset);
+      tally.recordResult(result, retried);
     } catch (error) {
       // After an interrupt no append is retried, so one that failed with
       // UNAVAILABLE or DEADLINE_EXCEEDED stays unanswered. It may be stored.

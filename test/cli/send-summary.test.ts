@@ -64,6 +64,22 @@ test('interrupted summary counts unanswered', () => {
   assert.is(lines[5], 'unanswered    2 (no reply when send stopped waiting, so each may or may not be stored)');
 });
 
+test('duplicates after a retry are named', () => {
+  const tally = new SendTally();
+  tally.sent = 4;
+  tally.recordResult({ index: 1, duplicate: false });
+  tally.recordResult({ index: 2, duplicate: true });
+  tally.recordResult({ index: 3, duplicate: true }, true);
+  tally.recordResult({ index: 4, duplicate: false }, true);
+  const summary = summarizeSend(tally, 1_000);
+  assert.is(summary.stored, 2);
+  assert.is(summary.duplicates, 2);
+  assert.is(summary.duplicatesAfterRetry, 1);
+  assert.is(summary.unanswered, 0);
+  const lines = formatSendSummary(summary).split('\n');
+  assert.is(lines[2], 'duplicates    2 (1 after a retry, which an earlier attempt of the same append may have stored)');
+});
+
 test('complete summary has no interrupt lines', () => {
   const tally = new SendTally();
   tally.sent = 1;
