@@ -147,6 +147,8 @@ export class Member extends EventEmitter {
   /** The error that appends still in progress fail with once the member stopped. */
   private stopFailure: ReplogError = errors.shuttingDown();
   private stopped = false;
+  /** Followers that this leader logged as not responding and has not heard from since. */
+  private readonly silentPeers = new Set<string>();
   private tickTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly catchUp: CatchUpReporter;
@@ -289,7 +291,10 @@ export class Member extends EventEmitter {
       this.raft.tick();
       this.drive();
     }, this.config.tickMs);
-    this.sweepTimer = setInterval(() => this.expireProposals(), expireSweepMs);
+    this.sweepTimer = setInterval(() => {
+      this.expireProposals();
+      this.reportPeerContact();
+    }, expireSweepMs);
     this.scheduleDrive();
   }
 
@@ -964,6 +969,32 @@ export class Member extends EventEmitter {
     const olderThan = performance.now() - this.config.appendTimeoutMs;
     const count = this.proposals.expire(olderThan, errors.commitTimeout(this.config.appendTimeoutMs));
     if (count > 0) this.log.warn({ count, timeoutMs: this.config.appendTimeoutMs }, 'appends timed out before commit');
+  }
+
+  /**
+   * Logs, on the leader, each follower that it has not heard from for an
+   * election timeout (a warning), and each such follower once it responds
+   * again. Without this, a stopped or cut-off follower shows only in
+   * /status and in the debug log of its connection.
+   */
+  private reportPeerContact(): void {
+    const status = this.raft.status();
+    if (status.role !== 'leader') {
+      this.silentPeers.clear();
+      return;
+    }
+    const silentTicksMin = electionTimeoutTicks(this.config);
+    for (const peer of status.peers) {
+      if (peer.id === this.config.id) continue;
+      const silent = peer.ticksSinceContact > silentTicksMin;
+      const fields = { peerId: peer.id, lastContactMs: peer.ticksSinceContact * this.config.tickMs, matchIndex: peer.matchIndex };
+      if (silent && !this.silentPeers.has(peer.id)) {
+        this.silentPeers.add(peer.id);
+        this.log.warn(fields, 'follower not responding');
+      } else if (!silent && this.silentPeers.delete(peer.id)) {
+        this.log.info(fields, 'follower responding again');
+      }
+    }
   }
 
   /** Sets the gauges that mirror the core's status. /metrics calls status() before each scrape. */
