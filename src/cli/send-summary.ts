@@ -25,9 +25,8 @@ export const lineStartCharactersMax = 20;
 export class SendTally {
   sent = 0;
   stored = 0;
-  /** Duplicate replies to a first attempt: valuesets stored before this run, or sent twice in it. */
   duplicates = 0;
-  /** Duplicate replies to a retry, which an earlier attempt of the same append may have stored. */
+  /** The duplicates that replied to a retry, which an earlier attempt of the same append may have stored. */
   duplicatesAfterRetry = 0;
   retries = 0;
   readonly errorsByCode: Record<string, number> = {};
@@ -41,18 +40,21 @@ export class SendTally {
   }
 
   get finished(): number {
-    return this.stored + this.duplicates + this.duplicatesAfterRetry + this.errorCount;
+    return this.stored + this.duplicates + this.errorCount;
   }
 
   /**
    * Counts an acknowledged append. `retried` is true when an earlier attempt
-   * of it failed, which may have stored it, so that a duplicate reply is
-   * likely the first attempt's own.
+   * of it failed. That attempt may have stored it, so a duplicate reply is
+   * then likely the append's own.
    */
   recordResult(result: AppendResult, retried = false): void {
-    if (!result.duplicate) this.stored += 1;
-    else if (retried) this.duplicatesAfterRetry += 1;
-    else this.duplicates += 1;
+    if (!result.duplicate) {
+      this.stored += 1;
+      return;
+    }
+    this.duplicates += 1;
+    if (retried) this.duplicatesAfterRetry += 1;
   }
 
   /**
@@ -86,7 +88,7 @@ export interface SendSummary {
   readonly stored: number;
   /** Every duplicate reply, including those in `duplicatesAfterRetry`. */
   readonly duplicates: number;
-  /** Duplicate replies to a retry: an earlier attempt of the same append may have stored it. */
+  /** The duplicates that replied to a retry, which an earlier attempt of the same append may have stored. */
   readonly duplicatesAfterRetry: number;
   readonly errorCount: number;
   readonly errorsByCode: Readonly<Record<string, number>>;
@@ -107,12 +109,11 @@ export interface SendSummary {
 
 export function summarizeSend(tally: SendTally, elapsedMs: number, interruptedBy: string | null = null): SendSummary {
   const elapsedSeconds = elapsedMs / 1000;
-  const duplicates = tally.duplicates + tally.duplicatesAfterRetry;
-  const acknowledged = tally.stored + duplicates;
+  const acknowledged = tally.stored + tally.duplicates;
   return {
     sent: tally.sent,
     stored: tally.stored,
-    duplicates,
+    duplicates: tally.duplicates,
     duplicatesAfterRetry: tally.duplicatesAfterRetry,
     errorCount: tally.errorCount,
     errorsByCode: { ...tally.errorsByCode },

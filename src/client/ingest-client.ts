@@ -49,9 +49,9 @@ interface IngestStub extends grpc.Client {
  * responding (paused with SIGSTOP, or its host cut off) keeps its TCP
  * connection open. Without pings, each call sent there would wait for its
  * deadline, and the round robin would go on sending new calls there. Once a
- * ping times out, the connection closes, its calls fail with UNAVAILABLE,
- * which callers may retry, and new calls go to the other addresses until
- * the member accepts a new connection. Five seconds is far above a busy member's
+ * ping times out, the connection closes and its calls fail with UNAVAILABLE,
+ * which callers may retry. New calls go to the other addresses until the
+ * member accepts a new connection. Five seconds is far above a busy member's
  * event loop stalls: at most 52 ms in a benchmark at 1,000 appends/s.
  */
 const keepaliveTimeMs = 5000;

@@ -50,8 +50,9 @@ const entryCacheMax = 8192;
 /** How long an append waits for a leader to be elected before UNAVAILABLE. */
 const leaderWaitMs = 3000;
 /**
- * Leaders one append is forwarded to, when each stops leading before it
- * replies. Each attempt after the first waits up to leaderWaitMs for a leader.
+ * Forwards of one append, when each is abandoned before a reply because its
+ * leader stopped leading or the connection to it hung. Each attempt after
+ * the first waits up to leaderWaitMs for a leader.
  */
 const forwardAttemptsMax = 3;
 /**
@@ -383,7 +384,7 @@ export class Member extends EventEmitter {
     try {
       result = await this.transport!.forward(leaderId, valueset);
     } catch (err) {
-      // The leader changed while the append waited for it: send it to the next one.
+      // The leader changed, or the connection to it hung: send it to the leader known now.
       if (!(err instanceof ForwardAbandonedError) || attempt >= forwardAttemptsMax || this.stopped) throw err;
       return this.route(valueset, false, attempt + 1);
     }
@@ -987,11 +988,13 @@ export class Member extends EventEmitter {
     for (const peer of status.peers) {
       if (peer.id === this.config.id) continue;
       const silent = peer.ticksSinceContact > silentTicksMin;
+      if (silent === this.silentPeers.has(peer.id)) continue;
       const fields = { peerId: peer.id, lastContactMs: peer.ticksSinceContact * this.config.tickMs, matchIndex: peer.matchIndex };
-      if (silent && !this.silentPeers.has(peer.id)) {
+      if (silent) {
         this.silentPeers.add(peer.id);
         this.log.warn(fields, 'follower not responding');
-      } else if (!silent && this.silentPeers.delete(peer.id)) {
+      } else {
+        this.silentPeers.delete(peer.id);
         this.log.info(fields, 'follower responding again');
       }
     }

@@ -1,7 +1,7 @@
 // One member's data folder is a small tmpfs that the test fills up while the
 // member takes appends. The member must fail the appends in flight with
 // UNAVAILABLE naming the disk problem and stop with exit status 1, a log
-// line that names the file and a line on stderr that says what to do, rather
+// line that names the file and a line on stderr with what to do next, rather
 // than crash or go on with half-written state. The others keep taking appends
 // and serving reads, and once space is freed and the member restarts, it
 // catches up to the same digest.
