@@ -38,8 +38,8 @@ export function stateGapIndex(dataDir: string, log: Logger): number | null {
   raftLog.close();
   // The recorded snapshot may lie above the log start when a trailing window
   // of entries is kept. NOTE: Member.restore() also starts from a state
-  // between the two, so a snapshot at the log start would do, but this asks
-  // for one at the higher index and may fetch when it need not.
+  // between the two, so a snapshot at the log start would do, but this
+  // requires one at the higher index and may fetch when it need not.
   const requiredIndex = Math.max(logStart.index, snapshot.index);
   if (requiredIndex === 0) return null;
   const store = MessageStore.open(dataDir, log);
