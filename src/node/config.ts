@@ -30,6 +30,8 @@ export interface MemberConfig {
   readonly appendTimeoutMs: number;
   /** Appends accepted but not yet replied to; more are rejected with RESOURCE_EXHAUSTED. */
   readonly pendingAppendsMax: number;
+  /** Maximum wait of the leader's queued appends for more to share their Raft round; 0 = no wait. */
+  readonly batchDelayMs: number;
   readonly logLevel: string;
 }
 
@@ -58,6 +60,7 @@ export const memberFlags: readonly FlagSpec[] = [
   { name: 'heartbeat-interval-ms', env: 'REPLOG_HEARTBEAT_INTERVAL_MS', help: 'leader heartbeat interval in milliseconds', default: '100' },
   { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'maximum wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
   { name: 'pending-appends-max', env: 'REPLOG_PENDING_APPENDS_MAX', help: 'appends in progress on this member before RESOURCE_EXHAUSTED', default: '50000' },
+  { name: 'batch-delay-ms', env: 'REPLOG_BATCH_DELAY_MS', help: 'maximum wait of appends on the leader for more to share one log write, fsync and replication round, in milliseconds; only while appends arrive faster than one per this interval; 0 = no wait', default: '2' },
   { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace or silent', default: 'info' },
 ];
 
@@ -163,6 +166,7 @@ function buildConfig({ get, required, isDefault }: FlagValues): MemberConfig {
     heartbeatIntervalMs: parseInteger('heartbeat-interval-ms', required('heartbeat-interval-ms'), 1, 60_000),
     appendTimeoutMs: parseInteger('append-timeout-ms', required('append-timeout-ms'), 10, 3_600_000),
     pendingAppendsMax: parseInteger('pending-appends-max', required('pending-appends-max'), 1, 10_000_000),
+    batchDelayMs: parseInteger('batch-delay-ms', required('batch-delay-ms'), 0, 1000),
     logLevel: required('log-level'),
   };
 

@@ -59,6 +59,12 @@ export class MemberMetrics {
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
     registers: [this.registry],
   });
+  readonly proposalBatchAppends = new Histogram({
+    name: 'replog_proposal_batch_appends',
+    help: 'Appends the leader proposed together, which share one log write, fsync and replication round',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+    registers: [this.registry],
+  });
   readonly snapshotSeconds = new Histogram({
     name: 'replog_snapshot_seconds',
     help: 'Time to take one snapshot: fsync of the state database, then log compaction',

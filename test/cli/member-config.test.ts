@@ -22,6 +22,14 @@ test('flag error names the flag', () => {
   assert.is(usageErrorOf([...base, '--tick-ms', '-1'], {}), 'invalid --tick-ms "-1": expected an integer from 1 to 1000');
 });
 
+test('batch delay defaults and bounds', () => {
+  assert.is(parseMemberConfig(base, {}).batchDelayMs, 2);
+  assert.is(parseMemberConfig([...base, '--batch-delay-ms', '0'], {}).batchDelayMs, 0);
+  assert.is(parseMemberConfig(base, { REPLOG_BATCH_DELAY_MS: '5' }).batchDelayMs, 5);
+  assert.is(usageErrorOf([...base, '--batch-delay-ms', '1001'], {}), 'invalid --batch-delay-ms "1001": expected an integer from 0 to 1000');
+  assert.is(usageErrorOf([...base, '--batch-delay-ms', '0.5'], {}), 'invalid --batch-delay-ms "0.5": expected an integer from 0 to 1000');
+});
+
 test('variable error names the variable', () => {
   assert.is(
     usageErrorOf(base, { REPLOG_SNAPSHOT_THRESHOLD: 'abc' }),
