@@ -16,7 +16,8 @@
 # VALUE_BYTES [100], VALUE_ORDER, sequential or random [sequential], CONNECTIONS [3], BASE_PORT, first of 40 ports [42000],
 # KEEP_WORKDIR=1 keeps data, logs and JSON reports, SYSTEMS=etcd or
 # SYSTEMS=replog runs one system only ["etcd replog"], MEMBER_NODE_FLAGS, extra
-# node flags for each replog member, such as "--cpu-prof --cpu-prof-dir=DIR" [],
+# node flags for each replog member after --single-threaded-gc, such as
+# "--cpu-prof --cpu-prof-dir=DIR" or "--no-single-threaded-gc" [],
 # ROUNDS, runs of each system, alternating which goes first [1]. With more than
 # one round, the report ends with the median of each figure and of the ratios
 # within each round. A ratio within a round cancels a drift of the machine's speed.
@@ -175,7 +176,7 @@ run_replog() {
   done
   for i in 1 2 3; do
     # shellcheck disable=SC2086 # MEMBER_NODE_FLAGS holds several flags
-    start_logged "$workdir/replog-$round-n$i.log" node $MEMBER_NODE_FLAGS dist/src/cli/main.js node --id "n$i" \
+    start_logged "$workdir/replog-$round-n$i.log" node --single-threaded-gc $MEMBER_NODE_FLAGS dist/src/cli/main.js node --id "n$i" \
       --data "$workdir/replog-$round/n$i" --grpc "127.0.0.1:$((BASE_PORT + 20 + i))" \
       --http "127.0.0.1:$((BASE_PORT + 30 + i))" --peers "$peers"
     pids+=("$!")

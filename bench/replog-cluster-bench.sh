@@ -9,7 +9,8 @@
 # the report.
 # Settings (environment): BASE_PORT, first of 8 ports [43000]; MEMBER_ARGS,
 # extra `replog node` flags; MEMBER_NODE_FLAGS, extra `node` flags of the
-# members, e.g. --cpu-prof; KEEP_WORKDIR=1 keeps data and logs.
+# members after --single-threaded-gc, e.g. --cpu-prof or
+# --no-single-threaded-gc; KEEP_WORKDIR=1 keeps data and logs.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +30,7 @@ peers="n1=127.0.0.1:$((BASE_PORT + 1)),n2=127.0.0.1:$((BASE_PORT + 2)),n3=127.0.
 members='['
 for i in 1 2 3; do
   # shellcheck disable=SC2086 # both hold several flags
-  node ${MEMBER_NODE_FLAGS:-} dist/src/cli/main.js node --id "n$i" --data "$workdir/n$i" \
+  node --single-threaded-gc ${MEMBER_NODE_FLAGS:-} dist/src/cli/main.js node --id "n$i" --data "$workdir/n$i" \
     --grpc "127.0.0.1:$((BASE_PORT + i))" --http "127.0.0.1:$((BASE_PORT + 4 + i))" \
     --peers "$peers" ${MEMBER_ARGS:-} >"$workdir/n$i.log" 2>&1 &
   pids+=("$!")

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { haproxyInstalled, LocalCluster, processExists } from '../cluster/local-cluster';
+import { haproxyInstalled, LocalCluster, memberNodeFlags, processExists } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
 import { readMembershipOf } from '../node/membership-file';
 import { makeDirectoriesSync } from '../storage/durable-fs';
@@ -216,7 +216,7 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
       console.log(`\n${id} stopped (${cause}); restart it, with its log in the same file, with:`);
       if (reason !== null) console.log(`  (last error in its log: ${reason})`);
       // The command runs node itself, not npx, so `kill $!` stops the member rather than npm.
-      console.log(`  node ${mainScript} ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
+      console.log(`  node ${memberNodeFlags.join(' ')} ${mainScript} ${cluster.memberArgv(id).join(' ')} >> ${spec.logFile} 2>&1 &`);
       console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill $!)');
     });
   }

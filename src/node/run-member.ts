@@ -78,7 +78,13 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   }
   member.start(transport);
   logger.info(
-    { grpc: config.grpcAddress, raft: config.raftAddress, http: config.httpAddress, peers: config.peers },
+    {
+      grpc: config.grpcAddress,
+      raft: config.raftAddress,
+      http: config.httpAddress,
+      peers: config.peers,
+      singleThreadedGc: process.execArgv.includes('--single-threaded-gc'),
+    },
     'member started',
   );
 

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderHaproxyConfig } from '../../src/cli/haproxy-config';
-import { cliPath } from '../../src/cluster/local-cluster';
+import { cliPath, memberNodeFlags } from '../../src/cluster/local-cluster';
 import type { ClusterPlacement, MemberPlacement } from './placement';
 
 /** Starts `command` behind `prefix` with stdout and stderr appended to `logFile`. */
@@ -60,7 +60,7 @@ export class PlacedCluster {
     const m = this.member(id);
     const peers = this.placement.members.map((p) => `${p.id}=${p.peerAddress}`).join(',');
     const command = [
-      process.execPath, cliPath, 'node', '--id', id, '--data', path.join(this.dir, id),
+      process.execPath, ...memberNodeFlags, cliPath, 'node', '--id', id, '--data', path.join(this.dir, id),
       '--grpc', m.listenGrpc, '--http', m.listenHttp, '--peers', peers, ...this.memberArgs,
     ];
     const child = spawnLogged(m.commandPrefix, command, this.logFile(id));

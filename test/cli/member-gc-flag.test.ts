@@ -1,0 +1,75 @@
+// Members run with Node's --single-threaded-gc when started through the
+// `replog` bin script or by `replog cluster`, and the "member started" log
+// line shows whether the flag is on.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { freePorts, LocalCluster } from '../../src/cluster/local-cluster';
+
+const mainScript = path.join(__dirname, '../../src/cli/main.js');
+let dir = '';
+
+test.before.each(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-gc-flag-'));
+});
+
+test.after.each(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Returns the "member started" entry of a JSON log, or null when it is not there yet. */
+function startedEntry(log: string): Record<string, unknown> | null {
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    if (entry['msg'] === 'member started') return entry;
+  }
+  return null;
+}
+
+/** Polls `readLog` until it contains the "member started" entry, for up to 20 s. */
+async function waitForStart(readLog: () => string): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const entry = startedEntry(readLog());
+    if (entry !== null) return entry;
+    if (Date.now() > deadline) throw new Error(`no "member started" line in:\n${readLog()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('bin script sets the flag', async () => {
+  const [grpcPort, httpPort] = await freePorts(2);
+  const grpc = `127.0.0.1:${grpcPort}`;
+  // Run the script itself, so its #! line chooses the node flags.
+  const child = spawn(mainScript, ['node', '--id', 'n1', '--data', path.join(dir, 'n1'), '--grpc', grpc, '--http', `127.0.0.1:${httpPort}`, '--peers', `n1=${grpc}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let log = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+  });
+  try {
+    const entry = await waitForStart(() => log);
+    assert.is(entry['singleThreadedGc'], true);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('local cluster sets the flag', async () => {
+  const cluster = await LocalCluster.create({ dataDir: dir, size: 1, basePort: 0, withHaproxy: false });
+  try {
+    cluster.startAll();
+    const logFile = cluster.member('n1').logFile;
+    const entry = await waitForStart(() => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''));
+    assert.is(entry['singleThreadedGc'], true);
+  } finally {
+    await cluster.stopAll('SIGKILL');
+  }
+});
+
+test.run();
