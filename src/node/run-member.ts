@@ -83,7 +83,7 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
       raft: config.raftAddress,
       http: config.httpAddress,
       peers: config.peers,
-      singleThreadedGc: process.execArgv.includes('--single-threaded-gc'),
+      singleThreadedGc: singleThreadedGcEnabled(process.execArgv),
     },
     'member started',
   );
@@ -149,4 +149,23 @@ async function drainAppends(member: Member, timeoutMs: number): Promise<void> {
     else if (performance.now() - idleSince >= replyFlushMs) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Returns whether `execArgv` makes V8 collect garbage on the main thread only.
+ * V8 (checked on Node 20.20) takes one or two leading dashes, `_` for `-`,
+ * and `no` or `no-` before a name. The last of --single-threaded-gc and its
+ * negation wins, and --single-threaded turns it on even after the negation.
+ */
+export function singleThreadedGcEnabled(execArgv: readonly string[]): boolean {
+  let gcFlag = false;
+  let singleThreaded = false;
+  for (const arg of execArgv) {
+    const name = arg.replace(/^--?/, '').replaceAll('_', '-');
+    if (name === 'single-threaded-gc') gcFlag = true;
+    else if (name === 'no-single-threaded-gc' || name === 'nosingle-threaded-gc') gcFlag = false;
+    else if (name === 'single-threaded') singleThreaded = true;
+    else if (name === 'no-single-threaded' || name === 'nosingle-threaded') singleThreaded = false;
+  }
+  return gcFlag || singleThreaded;
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freePorts, LocalCluster } from '../../src/cluster/local-cluster';
+import { singleThreadedGcEnabled } from '../../src/node/run-member';
 
 const mainScript = path.join(__dirname, '../../src/cli/main.js');
 let dir = '';
@@ -69,6 +70,37 @@ test('local cluster sets the flag', async () => {
     assert.is(entry['singleThreadedGc'], true);
   } finally {
     await cluster.stopAll('SIGKILL');
+  }
+});
+
+test('log shows the flag turned off', async () => {
+  // The bench scripts document MEMBER_NODE_FLAGS=--no-single-threaded-gc for comparisons.
+  const cluster = await LocalCluster.create({ dataDir: dir, size: 1, basePort: 0, withHaproxy: false, nodeFlags: ['--no-single-threaded-gc'] });
+  try {
+    cluster.startAll();
+    const logFile = cluster.member('n1').logFile;
+    const entry = await waitForStart(() => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''));
+    assert.is(entry['singleThreadedGc'], false);
+  } finally {
+    await cluster.stopAll('SIGKILL');
+  }
+});
+
+test('flag check reads V8 spellings', () => {
+  const cases: [string[], boolean][] = [
+    [[], false],
+    [['--single-threaded-gc'], true],
+    [['--single_threaded_gc'], true],
+    [['--single-threaded-gc', '--no-single-threaded-gc'], false],
+    [['--single-threaded-gc', '--nosingle_threaded_gc'], false],
+    [['--no-single-threaded-gc', '--single-threaded-gc'], true],
+    [['--single-threaded'], true],
+    [['--single-threaded', '--no-single-threaded-gc'], true],
+    [['--single-threaded-gc', '--no-single-threaded'], true],
+    [['--cpu-prof'], false],
+  ];
+  for (const [execArgv, expected] of cases) {
+    assert.is(singleThreadedGcEnabled(execArgv), expected, execArgv.join(' ') || '(no flags)');
   }
 });
 
