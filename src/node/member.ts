@@ -92,6 +92,8 @@ interface PendingWrite {
 interface QueuedProposal {
   readonly valueset: string;
   readonly receivedAtMs: number;
+  /** performance.now() when queued; --append-timeout-ms and the append latency count from here. */
+  readonly queuedAtMs: number;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (err: ReplogError) => void;
 }
@@ -147,8 +149,6 @@ export class Member extends EventEmitter {
    */
   private readonly stagedSnapshots = new Map<string, string>();
   private driveScheduled = false;
-  /** When the oldest queued proposal arrived, by performance.now(). */
-  private queuedSinceMs = 0;
   /** When the latest proposal arrived, by performance.now(). */
   private lastProposalMs = -Infinity;
   /** Moving average of the time between two proposals, in ms. It starts at its cap, so the first appends go out at once. */
@@ -490,8 +490,9 @@ export class Member extends EventEmitter {
 
   private enqueueProposal(valueset: string): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      this.noteProposalArrival();
-      this.proposalQueue.push({ valueset, receivedAtMs: Date.now(), resolve, reject });
+      const now = performance.now();
+      this.noteProposalArrival(now);
+      this.proposalQueue.push({ valueset, receivedAtMs: Date.now(), queuedAtMs: now, resolve, reject });
       this.scheduleDrive();
     });
   }
@@ -504,7 +505,6 @@ export class Member extends EventEmitter {
     if (this.proposalQueue.length === 0 || this.waitForMoreProposals()) return;
     const batch = this.proposalQueue;
     this.proposalQueue = [];
-    this.metrics.proposalBatchAppends.observe(batch.length);
     const result = this.raft.propose(encodeMessageBatch(batch));
     if (!result.ok) {
       // A core that still leads but refuses proposals is handing over its role.
@@ -512,33 +512,34 @@ export class Member extends EventEmitter {
       for (const p of batch) p.reject(error);
       return;
     }
-    const startedMs = performance.now();
+    this.metrics.proposalBatchAppends.observe(batch.length);
     batch.forEach((p, i) => {
-      this.proposals.add(result.firstIndex + i, { term: result.term, startedMs, resolve: p.resolve, reject: p.reject });
+      this.proposals.add(result.firstIndex + i, { term: result.term, startedMs: p.queuedAtMs, resolve: p.resolve, reject: p.reject });
     });
   }
 
-  private noteProposalArrival(): void {
-    const now = performance.now();
+  private noteProposalArrival(now: number): void {
     const gapMs = Math.min(now - this.lastProposalMs, proposalGapCapDelays * this.config.batchDelayMs);
     this.proposalGapMs += (gapMs - this.proposalGapMs) * proposalGapWeight;
     this.lastProposalMs = now;
-    if (this.proposalQueue.length === 0) this.queuedSinceMs = now;
   }
 
   /**
    * Returns true, and sets a timer that drives again, when the queued
    * proposals should wait for more: appends arrive faster than one per
-   * --batch-delay-ms on average, the oldest has waited less than that, and
-   * the queue is short. Each Raft round costs every member a log write, an
-   * fsync, a message each way and an apply, so at 1,000 appends a second a
-   * wait of 2 ms cut the members' CPU per append by a third (BENCHMARKS.md).
-   * At lower rates, and after a pause of ten delays, appends go out at once.
+   * --batch-delay-ms on average, the oldest has waited less than that, the
+   * queue is short, and earlier appends are in flight or more than one is
+   * queued. Each Raft round costs every member a log write, an fsync, a
+   * message each way and an apply, so at 1,000 appends a second a wait of
+   * 2 ms cut the members' CPU per append by a fifth (BENCHMARKS.md).
    */
   private waitForMoreProposals(): boolean {
     const delayMs = this.config.batchDelayMs;
     if (delayMs === 0 || this.proposalGapMs >= delayMs || this.proposalQueue.length >= batchQueueMax) return false;
-    const waitedMs = performance.now() - this.queuedSinceMs;
+    // A lone append with nothing in flight goes at once: a client that sends
+    // one append at a time would otherwise wait on every append.
+    if (this.proposalQueue.length === 1 && this.proposals.size === 0) return false;
+    const waitedMs = performance.now() - this.proposalQueue[0]!.queuedAtMs;
     if (waitedMs >= delayMs) return false;
     this.batchTimer ??= setTimeout(() => {
       this.batchTimer = null;
