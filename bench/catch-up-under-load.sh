@@ -19,7 +19,7 @@ peers="n1=127.0.0.1:$((BASE_PORT + 1)),n2=127.0.0.1:$((BASE_PORT + 2)),n3=127.0.
 targets="127.0.0.1:$((BASE_PORT + 1)),127.0.0.1:$((BASE_PORT + 2)),127.0.0.1:$((BASE_PORT + 3))"
 
 start_member() {
-  node "$cli" node --id "n$1" --data "$dir/n$1" --grpc "127.0.0.1:$((BASE_PORT + $1))" \
+  node --single-threaded-gc "$cli" node --id "n$1" --data "$dir/n$1" --grpc "127.0.0.1:$((BASE_PORT + $1))" \
     --http "127.0.0.1:$((BASE_PORT + 4 + $1))" --peers "$peers" --snapshot-threshold 200 >>"$dir/n$1.log" 2>&1 &
   echo "$!" >"$dir/n$1.pid"
 }

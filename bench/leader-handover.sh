@@ -30,7 +30,7 @@ run_round() {
   dir=$(mktemp -d "${TMPDIR:-/tmp}/replog-handover.XXXXXX")
   local peers="n1=127.0.0.1:$((BASE_PORT + 1)),n2=127.0.0.1:$((BASE_PORT + 2)),n3=127.0.0.1:$((BASE_PORT + 3))"
   for i in 1 2 3; do
-    node "$cli" node --id "n$i" --data "$dir/n$i" --grpc "127.0.0.1:$((BASE_PORT + i))" \
+    node --single-threaded-gc "$cli" node --id "n$i" --data "$dir/n$i" --grpc "127.0.0.1:$((BASE_PORT + i))" \
       --http "127.0.0.1:$((BASE_PORT + 4 + i))" --peers "$peers" >"$dir/n$i.log" 2>&1 &
     pids+=("$!")
   done

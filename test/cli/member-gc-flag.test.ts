@@ -1,16 +1,13 @@
-// Members run with Node's --single-threaded-gc when started through the
-// `replog` bin script or by `replog cluster`, and the "member started" log
-// line shows whether the flag is on.
-import { spawn } from 'node:child_process';
+// Members that `replog cluster` starts run with Node's --single-threaded-gc,
+// and the "member started" log line shows whether the flag is on.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { freePorts, LocalCluster } from '../../src/cluster/local-cluster';
+import { LocalCluster } from '../../src/cluster/local-cluster';
 import { singleThreadedGcEnabled } from '../../src/node/run-member';
 
-const mainScript = path.join(__dirname, '../../src/cli/main.js');
 let dir = '';
 
 test.before.each(() => {
@@ -41,25 +38,6 @@ async function waitForStart(readLog: () => string): Promise<Record<string, unkno
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
-
-test('bin script sets the flag', async () => {
-  const [grpcPort, httpPort] = await freePorts(2);
-  const grpc = `127.0.0.1:${grpcPort}`;
-  // Run the script itself, so its #! line chooses the node flags.
-  const child = spawn(mainScript, ['node', '--id', 'n1', '--data', path.join(dir, 'n1'), '--grpc', grpc, '--http', `127.0.0.1:${httpPort}`, '--peers', `n1=${grpc}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let log = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    log += chunk.toString();
-  });
-  try {
-    const entry = await waitForStart(() => log);
-    assert.is(entry['singleThreadedGc'], true);
-  } finally {
-    child.kill('SIGKILL');
-  }
-});
 
 test('local cluster sets the flag', async () => {
   const cluster = await LocalCluster.create({ dataDir: dir, size: 1, basePort: 0, withHaproxy: false });

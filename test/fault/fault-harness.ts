@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderHaproxyConfig } from '../../src/cli/haproxy-config';
 import { connectIngest, errorCode, statusCodeName, type IngestClient, type StoredMessage } from '../../src/client';
-import { cliPath, LocalCluster } from '../../src/cluster/local-cluster';
+import { cliPath, LocalCluster, memberNodeFlags } from '../../src/cluster/local-cluster';
 import { fastTimingArgs, readAll, startUntilServing, type TestCluster } from '../e2e/harness';
 
 export interface FaultClusterOptions {
@@ -83,7 +83,7 @@ export interface MemberLaunch {
 export function startMemberWith(cluster: LocalCluster, id: string, launch: MemberLaunch): ChildProcess {
   const spec = cluster.member(id);
   const out = fs.openSync(spec.logFile, 'a');
-  const args = [cliPath, 'node', ...memberFlags(cluster, id), ...(launch.extraArgs ?? [])];
+  const args = [...memberNodeFlags, cliPath, 'node', ...memberFlags(cluster, id), ...(launch.extraArgs ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, ...launch.env } });
   fs.closeSync(out);
   cluster.processes.set(id, child);
