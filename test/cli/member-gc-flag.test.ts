@@ -39,29 +39,27 @@ async function waitForStart(readLog: () => string): Promise<Record<string, unkno
   }
 }
 
-test('local cluster sets the flag', async () => {
-  const cluster = await LocalCluster.create({ dataDir: dir, size: 1, basePort: 0, withHaproxy: false });
+/** Starts a one-member LocalCluster with `nodeFlags` and returns its "member started" entry. */
+async function startedEntryWith(nodeFlags: string[]): Promise<Record<string, unknown>> {
+  const cluster = await LocalCluster.create({ dataDir: dir, size: 1, basePort: 0, withHaproxy: false, nodeFlags });
   try {
     cluster.startAll();
     const logFile = cluster.member('n1').logFile;
-    const entry = await waitForStart(() => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''));
-    assert.is(entry['singleThreadedGc'], true);
+    return await waitForStart(() => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''));
   } finally {
     await cluster.stopAll('SIGKILL');
   }
+}
+
+test('local cluster sets the flag', async () => {
+  const entry = await startedEntryWith([]);
+  assert.is(entry['singleThreadedGc'], true);
 });
 
 test('log shows the flag turned off', async () => {
   // The bench scripts document MEMBER_NODE_FLAGS=--no-single-threaded-gc for comparisons.
-  const cluster = await LocalCluster.create({ dataDir: dir, size: 1, basePort: 0, withHaproxy: false, nodeFlags: ['--no-single-threaded-gc'] });
-  try {
-    cluster.startAll();
-    const logFile = cluster.member('n1').logFile;
-    const entry = await waitForStart(() => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''));
-    assert.is(entry['singleThreadedGc'], false);
-  } finally {
-    await cluster.stopAll('SIGKILL');
-  }
+  const entry = await startedEntryWith(['--no-single-threaded-gc']);
+  assert.is(entry['singleThreadedGc'], false);
 });
 
 test('flag check reads V8 spellings', () => {
