@@ -92,7 +92,7 @@ interface PendingWrite {
 interface QueuedProposal {
   readonly valueset: string;
   readonly receivedAtMs: number;
-  /** performance.now() when queued; --append-timeout-ms and the append latency count from here. */
+  /** Time the append was queued, by performance.now(). --append-timeout-ms and the append latency count from it. */
   readonly queuedAtMs: number;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (err: ReplogError) => void;
@@ -149,11 +149,11 @@ export class Member extends EventEmitter {
    */
   private readonly stagedSnapshots = new Map<string, string>();
   private driveScheduled = false;
-  /** When the latest proposal arrived, by performance.now(). */
+  /** Arrival time of the latest proposal, by performance.now(). */
   private lastProposalMs = -Infinity;
   /** Moving average of the time between two proposals, in ms. It starts at its cap, so the first appends go out at once. */
   private proposalGapMs: number;
-  /** Flushes the queued proposals once they have waited --batch-delay-ms. */
+  /** Timer that flushes the queued proposals once the oldest has waited --batch-delay-ms. */
   private batchTimer: NodeJS.Timeout | null = null;
   /** A Ready waits for the fsync of its log write; no other Ready starts meanwhile. */
   private syncing = false;
@@ -518,6 +518,7 @@ export class Member extends EventEmitter {
     });
   }
 
+  /** Adds the gap before a proposal arriving at `now` to the moving average of gaps. */
   private noteProposalArrival(now: number): void {
     const gapMs = Math.min(now - this.lastProposalMs, proposalGapCapDelays * this.config.batchDelayMs);
     this.proposalGapMs += (gapMs - this.proposalGapMs) * proposalGapWeight;
@@ -526,12 +527,10 @@ export class Member extends EventEmitter {
 
   /**
    * Returns true, and sets a timer that drives again, when the queued
-   * proposals should wait for more: appends arrive faster than one per
-   * --batch-delay-ms on average, the oldest has waited less than that, the
-   * queue is short, and earlier appends are in flight or more than one is
-   * queued. Each Raft round costs every member a log write, an fsync, a
-   * message each way and an apply, so at 1,000 appends a second a wait of
-   * 2 ms cut the members' CPU per append by a fifth (BENCHMARKS.md).
+   * proposals should wait for more to share their Raft round. Each round
+   * costs every member a log write, an fsync, a message each way and an
+   * apply, so at 1,000 appends a second a wait of 2 ms cut the members' CPU
+   * per append by a fifth (BENCHMARKS.md).
    */
   private waitForMoreProposals(): boolean {
     const delayMs = this.config.batchDelayMs;

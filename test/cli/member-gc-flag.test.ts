@@ -20,7 +20,9 @@ test.after.each(() => {
 
 /** Returns the "member started" entry of a JSON log, or null when it is not there yet. */
 function startedEntry(log: string): Record<string, unknown> | null {
-  for (const line of log.split('\n')) {
+  // The text after the last newline may be a line the member is still writing.
+  const lines = log.split('\n').slice(0, -1);
+  for (const line of lines) {
     if (!line.startsWith('{')) continue;
     const entry = JSON.parse(line) as Record<string, unknown>;
     if (entry['msg'] === 'member started') return entry;

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import type { IngestClient } from '../../src/client';
 import { connect, sleep, startCluster, waitForLeader, type TestCluster } from './harness';
 
-/** Long enough that no round of a loaded test machine ends before it, so the waits show in the counts. */
+/** Longer than a Raft round on a loaded test machine, so the waits show in the counts. */
 const batchDelayMs = 200;
 
 let tc: TestCluster;
