@@ -3,7 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AppendRequest, AppendResponse, Entry, Message, NodeId, RestoredState } from '../../src/consensus/types';
-import { bytes, entriesWithTerms, MemoryStore, TestCluster } from './cluster';
+import { RaftLog } from '../../src/consensus/log';
+import { Replication } from '../../src/consensus/replication';
+import { bytes, emptyRestoredState, entriesWithTerms, MemoryStore, TestCluster, testConfig } from './cluster';
 
 const ids = ['a', 'b', 'c'];
 
@@ -205,6 +207,26 @@ test('commit notices get no reply', () => {
   const replies = delivered.filter((m) => m.type === 'appendResponse');
   assert.is(replies.length, 2, 'only the appends with entries get replies');
   for (const id of ids) assert.is(cluster.raft(id).status().appliedIndex, index, `${id} applied`);
+});
+
+test('quorum index of five members', () => {
+  const five = ['a', 'b', 'c', 'd', 'e'];
+  const log = new RaftLog({ ...emptyRestoredState(), hardState: { term: 1, vote: null, commit: 0 }, entries: entriesWithTerms(1, [1, 1, 1, 1, 1, 1, 1, 1, 1]) });
+  // Own persisted index, then the match indexes of b to e, and the index stored on three of five.
+  const cases: [number, number[], number][] = [
+    [9, [1, 2, 3, 4], 3],
+    [9, [4, 3, 2, 1], 3],
+    [0, [5, 7, 6, 9], 6],
+    [2, [2, 2, 8, 8], 2],
+    [5, [0, 0, 0, 0], 0],
+  ];
+  for (const [own, peers, expected] of cases) {
+    const replication = new Replication(testConfig('a', five, 1), 1, 9);
+    peers.forEach((matchIndex, i) => {
+      replication.handleAppendResponse({ type: 'appendResponse', from: five[i + 1]!, to: 'a', term: 1, success: true, matchIndex, rejectHintIndex: 0, rejectHintTerm: 0 }, log);
+    });
+    assert.is(replication.quorumMatchIndex(own), expected, `own ${own}, peers ${peers.join(' ')}`);
+  }
 });
 
 test('heartbeats recover a lost acknowledgement', () => {
