@@ -1,5 +1,6 @@
 import http2 = require('node:http2');
 import * as grpc from '@grpc/grpc-js';
+import os from 'node:os';
 import pino, { type Logger } from 'pino';
 import { loadReplogPackage } from '../client/proto';
 import { ingestServiceDefinition, ingestServiceHandlers } from '../grpc/ingest-service';
@@ -77,13 +78,21 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
     throw err;
   }
   member.start(transport);
+  const singleThreadedGc = singleThreadedGcEnabled(process.execArgv);
+  const cores = os.availableParallelism();
+  if (!singleThreadedGc && cores <= singleThreadedGcCoresMax) {
+    logger.warn(
+      { cores },
+      'member runs without --single-threaded-gc, so garbage collection lengthens latency tails on this machine; start it with node --single-threaded-gc',
+    );
+  }
   logger.info(
     {
       grpc: config.grpcAddress,
       raft: config.raftAddress,
       http: config.httpAddress,
       peers: config.peers,
-      singleThreadedGc: singleThreadedGcEnabled(process.execArgv),
+      singleThreadedGc,
     },
     'member started',
   );
@@ -150,6 +159,13 @@ async function drainAppends(member: Member, timeoutMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Largest core count at which a member started without --single-threaded-gc
+ * logs a warning. On 2 cores the flag cut the p99 at 1,000 appends/s by a
+ * fifth (BENCHMARKS.md), and machines with more cores were not measured.
+ */
+const singleThreadedGcCoresMax = 2;
 
 /**
  * Returns whether `execArgv` makes V8 collect garbage on the main thread only.

@@ -1,5 +1,6 @@
 // Members that `replog cluster` starts run with Node's --single-threaded-gc,
-// and the "member started" log line shows whether the flag is on.
+// the "member started" log line shows whether the flag is on, and a member
+// without it on 2 cores or fewer logs a warning.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,31 +19,35 @@ test.after.each(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Returns the "member started" entry of a JSON log, or null when it is not there yet. */
-function startedEntry(log: string): Record<string, unknown> | null {
+type LogEntry = Record<string, unknown>;
+
+/** Returns the JSON log entries up to "member started", or null when that entry is not there yet. */
+function entriesToStart(log: string): LogEntry[] | null {
   // The text after the last newline may be a line the member is still writing.
   const lines = log.split('\n').slice(0, -1);
+  const entries: LogEntry[] = [];
   for (const line of lines) {
     if (!line.startsWith('{')) continue;
-    const entry = JSON.parse(line) as Record<string, unknown>;
-    if (entry['msg'] === 'member started') return entry;
+    const entry = JSON.parse(line) as LogEntry;
+    entries.push(entry);
+    if (entry['msg'] === 'member started') return entries;
   }
   return null;
 }
 
-/** Polls `readLog` until it contains the "member started" entry, for up to 20 s. */
-async function waitForStart(readLog: () => string): Promise<Record<string, unknown>> {
+/** Polls `readLog` until it contains the "member started" entry, for up to 20 s, and returns the entries to it. */
+async function waitForStart(readLog: () => string): Promise<LogEntry[]> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const entry = startedEntry(readLog());
-    if (entry !== null) return entry;
+    const entries = entriesToStart(readLog());
+    if (entries !== null) return entries;
     if (Date.now() > deadline) throw new Error(`no "member started" line in:\n${readLog()}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
-/** Starts a one-member LocalCluster with `nodeFlags` and returns its "member started" entry. */
-async function startedEntryWith(nodeFlags: string[]): Promise<Record<string, unknown>> {
+/** Starts a one-member LocalCluster with `nodeFlags` and returns its log entries up to "member started". */
+async function entriesToStartWith(nodeFlags: string[]): Promise<LogEntry[]> {
   const cluster = await LocalCluster.create({ dataDir: dir, size: 1, basePort: 0, withHaproxy: false, nodeFlags });
   try {
     cluster.startAll();
@@ -53,15 +58,30 @@ async function startedEntryWith(nodeFlags: string[]): Promise<Record<string, unk
   }
 }
 
+/** Returns the warning about a missing --single-threaded-gc among `entries`, if any. */
+function gcWarning(entries: readonly LogEntry[]): LogEntry | undefined {
+  return entries.find((entry) => entry['level'] === 40 && String(entry['msg']).includes('without --single-threaded-gc'));
+}
+
 test('local cluster sets the flag', async () => {
-  const entry = await startedEntryWith([]);
-  assert.is(entry['singleThreadedGc'], true);
+  const entries = await entriesToStartWith([]);
+  assert.is(entries[entries.length - 1]!['singleThreadedGc'], true);
+  assert.is(gcWarning(entries), undefined, 'no warning with the flag');
 });
 
 test('log shows the flag turned off', async () => {
   // The bench scripts document MEMBER_NODE_FLAGS=--no-single-threaded-gc for comparisons.
-  const entry = await startedEntryWith(['--no-single-threaded-gc']);
-  assert.is(entry['singleThreadedGc'], false);
+  const entries = await entriesToStartWith(['--no-single-threaded-gc']);
+  assert.is(entries[entries.length - 1]!['singleThreadedGc'], false);
+  const warning = gcWarning(entries);
+  const cores = os.availableParallelism();
+  if (cores <= 2) {
+    assert.ok(warning, 'a warning on 2 cores or fewer');
+    assert.is(warning['cores'], cores);
+    assert.match(String(warning['msg']), /start it with node --single-threaded-gc/);
+  } else {
+    assert.is(warning, undefined, `no warning on ${cores} cores`);
+  }
 });
 
 test('flag check reads V8 spellings', () => {
