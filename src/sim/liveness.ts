@@ -47,6 +47,10 @@ export function checkLiveness(cluster: Cluster, rng: Rng, ticksMax: number): voi
   cluster.readyCrashRate = 0;
   cluster.newLeaderCrashRate = 0;
   cluster.leaderCommitCrashRate = 0;
+  // Readies that wait for their fsync drew their crash points before healing, so those go too.
+  for (const member of cluster.members) {
+    if (member.inflight !== null && member.inflight.crashAt !== null) member.inflight = { ...member.inflight, crashAt: null };
+  }
   restartMajority(cluster, rng);
   cluster.log(`liveness: network healed, up ${cluster.upMembers().map((member) => member.id).join(',')}`);
   let batch: readonly string[] | null = null;
