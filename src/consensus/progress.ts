@@ -61,6 +61,16 @@ export class Progress {
     this.resetFlow();
   }
 
+  /**
+   * Lowers the match index to `lastIndex`, the end of a follower's log that
+   * lost entries it had acknowledged, and probes from there.
+   */
+  forgetMatch(lastIndex: number): void {
+    this.matchIndex = lastIndex;
+    this.commitSent = Math.min(this.commitSent, lastIndex);
+    this.becomeProbe();
+  }
+
   becomeReplicate(): void {
     this.state = 'replicate';
     this.nextIndex = this.matchIndex + 1;

@@ -374,7 +374,7 @@ export class Raft {
       case 'timeoutNow':
         return this.handleTimeoutNow(message);
       case 'heartbeatResponse':
-        this.replication?.handleHeartbeatResponse(message.from, this.log.lastIndex);
+        this.replication?.handleHeartbeatResponse(message.from, this.log.lastIndex, message.lastIndex);
         return;
     }
   }
@@ -538,8 +538,11 @@ export class Raft {
 
   private handleHeartbeat(message: HeartbeatRequest): void {
     this.followLeader(message.from);
-    this.log.commitTo(message.commit);
-    this.outbox.push({ type: 'heartbeatResponse', from: this.config.id, to: message.from, term: this.term });
+    // The leader sends at most the match index it recorded for this member.
+    // A member that lost entries since (an empty data folder) has fewer, and
+    // those it has still match, so it commits what it has.
+    this.log.commitTo(Math.min(message.commit, this.log.lastIndex));
+    this.outbox.push({ type: 'heartbeatResponse', from: this.config.id, to: message.from, term: this.term, lastIndex: this.log.lastIndex });
   }
 
   /**

@@ -87,11 +87,21 @@ export class Replication {
   /**
    * Marks the follower active and lets it get more entries if it is behind.
    * A follower that responds to heartbeats but not to the appends in flight lost
-   * them, so it goes back to probe state and gets them again.
+   * them, so it goes back to probe state and gets them again. A follower whose
+   * log ends below its match index lost entries it had acknowledged, so the
+   * leader lowers that match to the follower's last index and probes from there.
    */
-  handleHeartbeatResponse(from: NodeId, lastIndex: number): void {
+  handleHeartbeatResponse(from: NodeId, lastIndex: number, followerLastIndex: number | undefined): void {
     const progress = this.peers.get(from);
     if (progress === undefined) return;
+    if (followerLastIndex !== undefined && followerLastIndex < progress.matchIndex) {
+      this.config.logger?.warn(
+        { term: this.term, peer: from, matchIndex: progress.matchIndex, lastIndex: followerLastIndex },
+        'follower lost entries it had acknowledged, sending them again',
+      );
+      progress.forgetMatch(followerLastIndex);
+      this.needsSend = true;
+    }
     if (progress.recordHeartbeatResponse(heartbeatsWithoutProgressMax)) progress.becomeProbe();
     if (progress.matchIndex < lastIndex) this.needsSend = true;
   }

@@ -93,6 +93,12 @@ export interface HeartbeatRequest extends MessageBase {
 
 export interface HeartbeatResponse extends MessageBase {
   readonly type: 'heartbeatResponse';
+  /**
+   * The follower's last log index. Below the leader's match index it shows a
+   * follower that lost entries it had acknowledged, such as one restarted on
+   * an empty data folder. Members of earlier builds leave it out.
+   */
+  readonly lastIndex?: number;
 }
 
 /**

@@ -345,7 +345,7 @@ export class Member extends EventEmitter {
       if (message.to !== this.config.id) continue;
       this.metrics.peerMessageReceived(message.type);
       this.catchUp.observe(message);
-      if (message.type === 'append') this.leaderIndexSeen = Math.max(this.leaderIndexSeen, message.commit);
+      if (message.type === 'append' || message.type === 'heartbeat') this.leaderIndexSeen = Math.max(this.leaderIndexSeen, message.commit);
       this.raft.step(message);
     }
     this.scheduleDrive();

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import type { AppendRequest, AppendResponse, Entry, Message, NodeId, RestoredState } from '../../src/consensus/types';
 import { RaftLog } from '../../src/consensus/log';
 import { Replication } from '../../src/consensus/replication';
-import { bytes, emptyRestoredState, entriesWithTerms, MemoryStore, TestCluster, testConfig } from './cluster';
+import { bytes, emptyRestoredState, entriesWithTerms, MemoryStore, TestCluster, TestMember, testConfig } from './cluster';
 
 const ids = ['a', 'b', 'c'];
 
@@ -227,6 +227,43 @@ test('quorum index of five members', () => {
     });
     assert.is(replication.quorumMatchIndex(own), expected, `own ${own}, peers ${peers.join(' ')}`);
   }
+});
+
+/** Replaces the member by one on an empty store, as a restart on an empty data folder does. */
+function wipe(cluster: TestCluster, id: string): void {
+  const config = cluster.member(id).config;
+  cluster.members.set(id, new TestMember(config, new MemoryStore()));
+}
+
+test('wiped follower catches up from the log', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  const wiped = ids.find((id) => id !== leader)!;
+  cluster.propose(leader, ['a', 'b', 'c']);
+  wipe(cluster, wiped);
+  // Heartbeats carry the match index the leader recorded, above the empty log.
+  cluster.tick(10);
+  const last = cluster.propose(leader, ['d']);
+  assert.equal(cluster.leaders(), [leader], 'the same leader throughout');
+  assert.is(cluster.raft(wiped).status().appliedIndex, last);
+  assert.equal(cluster.member(wiped).store.applied, cluster.member(leader).store.applied);
+  assert.is(cluster.raft(leader).status().peers.find((p) => p.id === wiped)?.matchIndex, last);
+});
+
+test('wiped follower gets a snapshot', () => {
+  const cluster = new TestCluster(ids);
+  const leader = cluster.electLeader();
+  const wiped = ids.find((id) => id !== leader)!;
+  cluster.propose(leader, Array.from({ length: 20 }, (_, i) => `m${i}`));
+  const raft = cluster.raft(leader);
+  const compaction = raft.compact(raft.status().appliedIndex, 2);
+  cluster.member(leader).store.snapshot = compaction.snapshot;
+  wipe(cluster, wiped);
+  cluster.tick(10);
+  assert.ok(cluster.delivered.some((m) => m.type === 'snapshot' && m.to === wiped), 'a snapshot went to the wiped member');
+  const last = cluster.propose(leader, ['after']);
+  assert.is(cluster.raft(wiped).status().appliedIndex, last);
+  assert.equal(cluster.member(wiped).store.applied, cluster.member(leader).store.applied);
 });
 
 test('heartbeats recover a lost acknowledgement', () => {
