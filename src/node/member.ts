@@ -55,6 +55,9 @@ const leaderWaitMs = 3000;
  * the first waits up to leaderWaitMs for a leader.
  */
 const forwardAttemptsMax = 3;
+
+/** Time between two warnings about misaddressed peer messages from one sender to one addressee. */
+const misaddressedWarnIntervalMs = 10_000;
 /**
  * Entries a follower may be behind the leader before it rejects new appends.
  * It replies to an append only once it has applied the entry itself, so a
@@ -141,6 +144,10 @@ export class Member extends EventEmitter {
   /** Index of the snapshot file each follower accepted last, until it reports the snapshot installed. */
   private readonly snapshotsSentTo = new Map<string, number>();
   private bytesSinceSnapshot = 0;
+  /** Ids in --peers, this member's included. */
+  private readonly peerIds: ReadonlySet<string>;
+  /** When warnMisaddressed() last logged, by sender and addressee. */
+  private readonly misaddressedWarnedAtMs = new Map<string, number>();
   /** The highest index a leader reported as committed or stored: in appends, snapshots and forward replies. */
   private leaderIndexSeen = 0;
   /**
@@ -179,6 +186,7 @@ export class Member extends EventEmitter {
     super();
     this.setMaxListeners(0);
     this.proposalGapMs = proposalGapCapDelays * config.batchDelayMs;
+    this.peerIds = new Set(config.peers.map((peer) => peer.id));
     makeDirectoriesSync(config.dataDir);
     this.raftLog = SqliteRaftLog.open(config.dataDir, log);
     this.store = MessageStore.open(config.dataDir, log);
@@ -342,13 +350,35 @@ export class Member extends EventEmitter {
   receive(messages: readonly Message[]): void {
     if (this.stopped) return;
     for (const message of messages) {
-      if (message.to !== this.config.id) continue;
+      if (message.to !== this.config.id || !this.peerIds.has(message.from)) {
+        this.warnMisaddressed(message);
+        continue;
+      }
       this.metrics.peerMessageReceived(message.type);
       this.catchUp.observe(message);
       if (message.type === 'append' || message.type === 'heartbeat') this.leaderIndexSeen = Math.max(this.leaderIndexSeen, message.commit);
       this.raft.step(message);
     }
     this.scheduleDrive();
+  }
+
+  /**
+   * Logs a message meant for another member, or sent by a member missing from
+   * --peers, once per sender and addressee every misaddressedWarnIntervalMs,
+   * because a member whose --peers maps ids to the wrong addresses sends such
+   * messages many times a second.
+   */
+  private warnMisaddressed(message: Message): void {
+    const now = performance.now();
+    const key = `${message.from}>${message.to}`;
+    if (now - (this.misaddressedWarnedAtMs.get(key) ?? -Infinity) < misaddressedWarnIntervalMs) return;
+    this.misaddressedWarnedAtMs.set(key, now);
+    const fields = { from: message.from, to: message.to, id: this.config.id, type: message.type };
+    if (message.to !== this.config.id) {
+      this.log.warn(fields, `dropped a peer message for ${message.to}, but this member is ${this.config.id}; check the --peers addresses of ${message.from}`);
+    } else {
+      this.log.warn(fields, `dropped a peer message from ${message.from}, which is not in --peers; check --peers of ${message.from} and of this member`);
+    }
   }
 
   /** Steps a verified snapshot file from the leader into the core, which decides whether to install it. */
