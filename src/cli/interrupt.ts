@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /** Exit status of a command stopped by SIGINT or SIGTERM: 130, as shells report Ctrl-C (128 + SIGINT, 2). */
 export const interruptedExitCode = 130;
 
@@ -34,6 +36,9 @@ export interface Interrupt {
  */
 export function watchInterrupt(options: InterruptOptions = {}): Interrupt {
   const controller = new AbortController();
+  // Every append that waits to retry listens for the abort, and a command
+  // runs up to thousands at once, well past Node's default warning at 10.
+  setMaxListeners(0, controller.signal);
   let received: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (received === null) {

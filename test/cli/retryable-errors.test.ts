@@ -6,6 +6,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IngestError, isRetryableAppendError } from '../../src/client';
 import { clientCancelMessage } from '../../src/client/errors';
+import { appendWithRetry, retryPolicyDefaults } from '../../src/client/retry';
+import type { AppendResult } from '../../src/client/types';
+import { watchInterrupt } from '../../src/cli/interrupt';
 
 const cases: readonly [string, IngestError, boolean][] = [
   ['no leader', new IngestError(grpc.status.UNAVAILABLE, 'no leader is known'), true],
@@ -28,6 +31,35 @@ test('HAProxy without members is explained', () => {
   const error = new IngestError(grpc.status.UNAVAILABLE, 'Received HTTP status code 503');
   assert.match(error.message, /no member up to take the call/);
   assert.ok(isRetryableAppendError(error), 'a member may come back');
+});
+
+test('many retries warn nothing', async () => {
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => {
+    warnings.push(warning);
+  };
+  process.on('warning', onWarning);
+  const interrupt = watchInterrupt();
+  try {
+    const policy = { ...retryPolicyDefaults, backoffMs: 1, backoffMsMax: 1 };
+    const appends = Array.from({ length: 50 }, async (_, i) => {
+      let attempts = 0;
+      const appendOnce = async (): Promise<AppendResult> => {
+        attempts += 1;
+        if (attempts === 1) throw new IngestError(grpc.status.UNAVAILABLE, 'no leader is known');
+        return { index: i + 1, duplicate: false };
+      };
+      return appendWithRetry(appendOnce, policy, () => undefined, interrupt.signal);
+    });
+    const results = await Promise.all(appends);
+    assert.is(results.length, 50);
+    // Node emits process warnings on the next tick.
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    interrupt.dispose();
+    process.off('warning', onWarning);
+  }
+  assert.equal(warnings.map((w) => w.name), [], 'no MaxListenersExceededWarning for 50 retries at once');
 });
 
 test.run();
