@@ -16,9 +16,7 @@ export function renderReport(result: ExperimentResult): string {
     `- Started ${result.startedAt.toISOString()}, finished ${result.finishedAt.toISOString()} ` +
       `(${seconds(result.finishedAt.getTime() - result.startedAt.getTime())}).`,
     `- Cluster: ${result.members.length} local members (${result.members.map((m) => `${m.id} ${m.grpc}`).join(', ')}), data and logs in \`${o.dataDir}\`.`,
-    result.haproxy
-      ? `- Clients append through HAProxy at ${result.target} (round robin per call).`
-      : `- HAProxy is not installed, so the client balanced itself: grpc-js round_robin over ${result.target}.`,
+    clientsLine(result),
     `- Scale \`--minutes ${o.minutes}\`: phase 1 ${seconds(phasePlanMs.steady * o.minutes)} at ${o.ratePerSecond} messages/s; ` +
       `phase 2 at the same rate, a follower down ${seconds(phasePlanMs.down * o.minutes)}; ` +
       `phase 3 ${seconds(phasePlanMs.max * o.minutes)} at the maximum rate.`,
@@ -124,4 +122,12 @@ function errors(byCode: Readonly<Record<string, number>>): string {
 
 function fmt(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+/** Returns the line on how the clients reached the members, or that the run ended before it started them. */
+function clientsLine(result: ExperimentResult): string {
+  // The target is empty when the run ended before it started the cluster, such as on busy ports.
+  if (result.target === '') return '- The cluster did not start, so no client ran.';
+  if (result.haproxy) return `- Clients append through HAProxy at ${result.target} (round robin per call).`;
+  return `- HAProxy is not installed, so the client balanced itself: grpc-js round_robin over ${result.target}.`;
 }

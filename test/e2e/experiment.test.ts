@@ -60,6 +60,9 @@ test('ports in use: fails, no PASS', async () => {
   assert.ok(busyMatch, output);
   assert.ok(busyMatch[1]!.split(', ').includes(`127.0.0.1:${occupied}`), output);
   assert.not.match(output, /PASS/);
+  const report = fs.readFileSync(path.join(dir, 'busy.md'), 'utf8');
+  assert.match(report, /^- The cluster did not start, so no client ran\.$/m);
+  assert.not.match(report, /HAProxy is not installed/, 'no guess about HAProxy');
 });
 
 interface MemberRow {
