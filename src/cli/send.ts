@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
 import * as cliProgress from 'cli-progress';
-import { isRetryableAppendError } from '../client/errors';
+import { IngestError, isRetryableAppendError } from '../client/errors';
 import { connectIngest } from '../client/ingest-client';
 import { appendWithRetry, retryPolicyDefaults, type RetryPolicy } from '../client/retry';
 import { AppendStreamPool } from '../client/stream-pool';
@@ -192,6 +193,8 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
       tally.retries += 1;
       retried = true;
     };
+    const oversize = oversizeValuesetError(valueset);
+    if (oversize !== null) throw oversize;
     const result = await appendWithRetry(() => appender.append(valueset), flags.retryPolicy, onRetry, interrupt.signal);
     return { result, retried };
   };
@@ -215,6 +218,18 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
   io.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : formatSendSummary(summary));
   if (interrupt.received !== null) return interruptedExitCode;
   return summary.errorCount === 0 ? 0 : 1;
+}
+
+/**
+ * Returns the INVALID_ARGUMENT error that a member gives a valueset over the
+ * size limit, or null, without sending it. A request over gRPC's 1 MiB
+ * message limit would end an AppendStream, failing the appends on it too.
+ */
+function oversizeValuesetError(valueset: string): IngestError | null {
+  if (valueset.length * 3 <= valuesetBytesMax) return null;
+  const bytes = Buffer.byteLength(valueset, 'utf8');
+  if (bytes <= valuesetBytesMax) return null;
+  return new IngestError(grpc.status.INVALID_ARGUMENT, `invalid valueset: ${bytes} UTF-8 bytes is over the limit of ${valuesetBytesMax} bytes`);
 }
 
 /** Returns the stderr line printed on the first SIGINT or SIGTERM. */

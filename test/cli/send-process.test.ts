@@ -147,6 +147,22 @@ test('stdin error names its line', async () => {
   );
 });
 
+test('stream keeps lines after oversize', async () => {
+  const run = `stream-${process.pid}-${Date.now()}`;
+  // Line 2 is over gRPC's 1 MiB message limit, which would end the stream.
+  const lines = [`${run}-a`, 'w'.repeat(1_100_000), `${run}-b`, `${run}-c`, `${run}-d`];
+  const before = await messageCount();
+  const send = startSend(['--stream', '--concurrency', '4'], `${lines.join('\n')}\n`);
+  const { code } = await send.exited;
+  const { stdout, stderr } = send.output;
+
+  assert.is(code, 1, stderr);
+  assert.match(stdout, /^errors +1 \(INVALID_ARGUMENT 1\)$/m);
+  assert.match(stdout, /first INVALID_ARGUMENT: invalid valueset: 1100000 UTF-8 bytes is over the limit of 65536 bytes \(stdin line 2,/);
+  assert.is(summaryNumber(stdout, 'stored'), 4, stdout);
+  assert.is(await messageCount(), before + 4, 'the lines after the long one are stored');
+});
+
 test('stdin error line in JSON', async () => {
   const send = startSend(['--json'], `ok-${process.pid}-${Date.now()}\n${'z'.repeat(65_537)}\n`);
   const { code } = await send.exited;
