@@ -64,7 +64,8 @@ function checkRaftLogKept(dataDir: string): void {
   throw new Error(
     `data folder ${dataDir} has a state folder but no ${raftLogFileName}: the Raft log, with this member's term and vote, is lost, ` +
       `and starting without it could elect two leaders in one term. Restore ${raftLogFileName} from a backup, ` +
-      `or move the whole folder away and start this member on an empty --data folder: it then copies the state from the leader`,
+      `or move the whole folder away and start this member on an empty --data folder while every other member is up and in sync: ` +
+      `it then copies the state from the leader`,
   );
 }
 
