@@ -24,15 +24,29 @@ interface ForwardBatchWire {
   readonly valuesets: string[];
 }
 
+/**
+ * Time between two warnings about invalid frames on one Raft stream. Each
+ * warning's `dropped` field counts the frames since the one before.
+ */
+const invalidFrameWarnIntervalMs = 10_000;
+
 /** Handlers of the internal Peer service, which members call on each other. */
 export function peerServiceHandlers(member: Member, log: Logger): grpc.UntypedServiceImplementation {
   return {
     Raft: (call: grpc.ServerReadableStream<{ payload: Buffer }, object>, callback: grpc.sendUnaryData<object>) => {
+      // A peer whose frames fail keeps sending such frames, several a second.
+      let droppedSinceWarning = 0;
+      let warnedAtMs = -Infinity;
       call.on('data', (frame: { payload: Buffer }) => {
         try {
           member.receive(decodeMessages(frame.payload));
         } catch (err) {
-          log.warn({ err: (err as Error).message, peer: call.getPeer() }, 'dropped an invalid peer frame');
+          droppedSinceWarning += 1;
+          const now = performance.now();
+          if (now - warnedAtMs < invalidFrameWarnIntervalMs) return;
+          log.warn({ err: (err as Error).message, peer: call.getPeer(), dropped: droppedSinceWarning }, 'dropped an invalid peer frame');
+          warnedAtMs = now;
+          droppedSinceWarning = 0;
         }
       });
       call.on('end', () => callback(null, {}));

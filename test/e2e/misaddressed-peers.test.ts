@@ -1,10 +1,13 @@
 // Members log peer messages they drop because the sender's --peers is wrong:
 // ids mapped to each other's addresses, or a member missing from --peers.
+// Invalid peer frames are logged too, once per stream and interval.
+import * as grpc from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { loadReplogPackage } from '../../src/client/proto';
 import { cliPath, freePorts, memberNodeFlags } from '../../src/cluster/local-cluster';
 import { fastTimingArgs, startCluster, waitForLeader, type TestCluster } from './harness';
 
@@ -64,6 +67,26 @@ test('member outside --peers is logged', async () => {
   assert.is(entry['from'], 'n4');
   const leader = await waitForLeader(tc.cluster);
   assert.ok(['n1', 'n2', 'n3'].includes(leader.id), 'the cluster keeps its leader among its members');
+});
+
+test('invalid frames warn once per interval', async () => {
+  tc = await startCluster({ size: 1 });
+  const member = tc.cluster.member('n1');
+  const Peer = loadReplogPackage()['Peer'] as grpc.ServiceClientConstructor;
+  const client = new Peer(member.grpc, grpc.credentials.createInsecure());
+  try {
+    const stream = (client as unknown as { Raft(callback: () => void): grpc.ClientWritableStream<{ payload: Buffer }> }).Raft(() => undefined);
+    // The msgpack encoding of the number 1 is no list of messages.
+    for (let i = 0; i < 50; i++) stream.write({ payload: Buffer.from([0x01]) });
+    await waitForLogLine(tc, ['n1'], /dropped an invalid peer frame/);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const lines = fs.readFileSync(member.logFile, 'utf8').split('\n').filter((l) => l.includes('dropped an invalid peer frame'));
+    assert.is(lines.length, 1, 'one warning for 50 frames');
+    assert.is((JSON.parse(lines[0]!) as Record<string, unknown>)['dropped'], 1, 'the first frame warns at once');
+    stream.end();
+  } finally {
+    client.close();
+  }
 });
 
 test.run();
