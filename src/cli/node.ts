@@ -8,7 +8,8 @@ import { runMember } from '../node/run-member';
 export function nodeHelp(): string {
   const lines = memberFlags.map((f) => {
     const suffix = f.default === undefined ? '' : ` (default ${f.default})`;
-    return `  --${f.name.padEnd(24)} ${f.env.padEnd(30)} ${f.help}${suffix}`;
+    const env = f.boolean ? `${f.env}=1` : f.env;
+    return `  --${f.name.padEnd(24)} ${env.padEnd(30)} ${f.help}${suffix}`;
   });
   return [
     'replog node: run one cluster member until SIGINT or SIGTERM',

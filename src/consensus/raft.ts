@@ -54,6 +54,10 @@ export class Raft {
   /** Randomized in [electionTimeoutTicks, 2 * electionTimeoutTicks) on every reset. */
   private randomizedElectionTimeoutTicks: number;
   private heartbeatElapsed = 0;
+  /** Whether this member still withholds its votes, see votesHeld(). */
+  private holdingVotes: boolean;
+  /** While withholding votes: the commit index of the first append from a leader, or null before it. */
+  private holdUntilIndex: number | null = null;
   /** The follower this leader hands its role to, while it does. */
   private transferTarget: NodeId | null = null;
   /** Ticks since the handover started. It is abandoned after an election timeout. */
@@ -87,6 +91,7 @@ export class Raft {
     this.readyHardState = restored.hardState;
     this.randomizedElectionTimeoutTicks = this.drawElectionTimeout();
     this.readySoftState = this.softState();
+    this.holdingVotes = config.holdVotes === true;
     this.config.logger?.info(
       {
         term: this.term,
@@ -160,6 +165,30 @@ export class Raft {
    */
   leaveElections(): void {
     this.campaigns = false;
+  }
+
+  /**
+   * Returns whether this member still withholds its votes (RaftConfig.holdVotes).
+   * It withholds them until its commit index reaches the one of the first append
+   * it got from a leader, which covers every entry committed before this
+   * member started, and an entry of the current term, which a leader commits
+   * only after every entry of earlier terms, and until its log is on disk up
+   * to there. It then has every entry it may have helped commit before it
+   * lost its data, and judges candidates as any other member does.
+   */
+  votesHeld(): boolean {
+    if (!this.holdingVotes) return false;
+    const commit = this.log.commitIndex;
+    const caughtUp =
+      this.holdUntilIndex !== null &&
+      commit >= this.holdUntilIndex &&
+      commit > 0 &&
+      this.log.termAt(commit) === this.term &&
+      this.log.persistedIndex >= commit;
+    if (!caughtUp) return true;
+    this.holdingVotes = false;
+    this.config.logger?.info({ term: this.term, commitIndex: commit }, 'caught up after losing its data, voting again');
+    return false;
   }
 
   /** Returns whether ready() has anything for the driver. */
@@ -443,6 +472,11 @@ export class Raft {
   }
 
   private handleVoteRequest(message: VoteRequest): void {
+    if (this.votesHeld()) {
+      this.sendVoteResponse(message, false);
+      this.config.logger?.debug({ term: this.term, candidate: message.from, preVote: message.preVote }, 'held vote until caught up');
+      return;
+    }
     const canVote =
       this.vote === message.from ||
       (this.vote === null && this.leaderId === null) ||
@@ -519,6 +553,7 @@ export class Raft {
 
   private handleAppend(message: AppendRequest): void {
     this.followLeader(message.from);
+    if (this.holdingVotes) this.holdUntilIndex ??= message.commit;
     const outcome = appendFromLeader(this.log, message);
     if (!outcome.success) {
       this.config.logger?.debug(

@@ -230,6 +230,13 @@ export interface RaftConfig {
    * far behind can hold more than this until it applies them.
    */
   readonly entryCacheBytesMax?: number;
+  /**
+   * Whether this member withholds its votes: it grants no vote or pre-vote until
+   * its log is on disk up to the commit index of the first append a leader
+   * sent it. A member that lost its data sets it, because its empty log
+   * cannot tell a candidate that lacks entries it had helped commit.
+   */
+  readonly holdVotes?: boolean;
 }
 
 /** Reads persisted entries back from durable storage, for the core. */

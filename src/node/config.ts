@@ -32,6 +32,8 @@ export interface MemberConfig {
   readonly pendingAppendsMax: number;
   /** Maximum wait of the leader's queued appends for more to share their Raft round; 0 = no wait. */
   readonly batchDelayMs: number;
+  /** Started on an empty folder after losing its data: withhold votes until a leader catches it up. */
+  readonly rejoin: boolean;
   readonly logLevel: string;
 }
 
@@ -42,6 +44,8 @@ interface FlagSpec {
   readonly env: string;
   readonly help: string;
   readonly default?: string;
+  /** Set for a flag without a value. Its variable is 1, true, 0 or false. */
+  readonly boolean?: true;
 }
 
 /** Flags of `replog node`, with their environment variables; the order is the help order. */
@@ -61,6 +65,7 @@ export const memberFlags: readonly FlagSpec[] = [
   { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'maximum wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
   { name: 'pending-appends-max', env: 'REPLOG_PENDING_APPENDS_MAX', help: 'appends in progress on this member before RESOURCE_EXHAUSTED', default: '50000' },
   { name: 'batch-delay-ms', env: 'REPLOG_BATCH_DELAY_MS', help: 'maximum wait of appends on the leader for more to share one log write, fsync and replication round, in milliseconds; only while appends arrive faster than one per this interval on average; 0 = no wait', default: '2' },
+  { name: 'rejoin', env: 'REPLOG_REJOIN', help: 'for a member that lost its data, started on an empty --data folder: it votes only once a leader has caught it up', boolean: true },
   { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace or silent', default: 'info' },
 ];
 
@@ -75,7 +80,7 @@ export const stopOnStdinCloseVariable = 'REPLOG_STOP_ON_STDIN_CLOSE';
 
 /** Parses `replog node` flags, falling back to REPLOG_* variables; throws UsageError. */
 export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEnv): MemberConfig {
-  const options = Object.fromEntries(memberFlags.map((f) => [f.name, { type: 'string' as const }]));
+  const options = Object.fromEntries(memberFlags.map((f) => [f.name, { type: f.boolean ? ('boolean' as const) : ('string' as const) }]));
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false }).values;
@@ -102,8 +107,13 @@ export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEn
     }
     return value;
   };
+  const isSet = (name: string): boolean => {
+    if (values[name] === true) return true;
+    const spec = memberFlags.find((f) => f.name === name)!;
+    return parseBooleanVariable(spec.env, env[spec.env]);
+  };
   try {
-    return buildConfig({ get, required, isDefault });
+    return buildConfig({ get, required, isDefault, isSet });
   } catch (err) {
     throw err instanceof UsageError ? nameEnvSource(err, fromEnv) : err;
   }
@@ -128,9 +138,11 @@ interface FlagValues {
   required(name: string): string;
   /** True when neither the flag nor its variable is set, so the value is the default. */
   isDefault(name: string): boolean;
+  /** Returns whether a flag without a value is given, on the command line or by its variable. */
+  isSet(name: string): boolean;
 }
 
-function buildConfig({ get, required, isDefault }: FlagValues): MemberConfig {
+function buildConfig({ get, required, isDefault, isSet }: FlagValues): MemberConfig {
   // An empty --id "" is given, not missing, so the error names what an id may contain.
   if (get('id') === '') {
     throw new UsageError('invalid --id "": the id is empty; expected 1 to 32 characters from a-z, 0-9 and "-" ([a-z0-9-]{1,32}), such as n1');
@@ -167,6 +179,7 @@ function buildConfig({ get, required, isDefault }: FlagValues): MemberConfig {
     appendTimeoutMs: parseInteger('append-timeout-ms', required('append-timeout-ms'), 10, 3_600_000),
     pendingAppendsMax: parseInteger('pending-appends-max', required('pending-appends-max'), 1, 10_000_000),
     batchDelayMs: parseInteger('batch-delay-ms', required('batch-delay-ms'), 0, 1000),
+    rejoin: isSet('rejoin'),
     logLevel: required('log-level'),
   };
 
@@ -175,6 +188,13 @@ function buildConfig({ get, required, isDefault }: FlagValues): MemberConfig {
     throw new UsageError(`invalid --log-level ${JSON.stringify(config.logLevel)}: expected one of ${logLevels.join(', ')}`);
   }
   return config;
+}
+
+/** Returns the value of a boolean variable: 1 or true, 0, false or unset; throws UsageError otherwise. */
+function parseBooleanVariable(name: string, value: string | undefined): boolean {
+  if (value === undefined || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  throw new UsageError(`invalid ${name} ${JSON.stringify(value)}: expected 1, true, 0 or false`);
 }
 
 /**

@@ -8,12 +8,13 @@ import type { CoreStatus, Entry, HardState, Message, Ready, RestoredState, Role,
 import { errors, ForwardAbandonedError, ReplogError, toReplogError } from '../grpc/errors';
 import { encodeMessageBatch, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
-import { makeDirectoriesSync } from '../storage/durable-fs';
+import { makeDirectoriesSync, removeFileIfExists } from '../storage/durable-fs';
 import { SqliteRaftLog } from '../storage/raft-log';
 import { fileSha256Sync, latestSnapshot, listSnapshots, pruneSnapshotsBelow, snapshotsDirectory, type LocalSnapshot } from '../storage/snapshot-files';
 import { readCurrent, stateDirectory } from '../storage/state-dir';
 import type { StoredMessage } from '../storage/types';
 import type { MemberConfig } from './config';
+import { rejoinMarkerFileName } from './membership-file';
 import { MemberMetrics } from './metrics';
 import { seededRandom } from './random';
 import { CatchUpReporter } from './catch-up-reporter';
@@ -144,6 +145,10 @@ export class Member extends EventEmitter {
   /** Index of the snapshot file each follower accepted last, until it reports the snapshot installed. */
   private readonly snapshotsSentTo = new Map<string, number>();
   private bytesSinceSnapshot = 0;
+  /** The file that makes this member withhold its votes after losing its data, see rejoinMarkerFileName. */
+  private readonly rejoinMarkerPath: string;
+  /** Whether the core withheld its votes at the last check. The marker file exists while it does. */
+  private holdingVotes: boolean;
   /** Ids in --peers, this member's included. */
   private readonly peerIds: ReadonlySet<string>;
   /** When warnMisaddressed() last logged, by sender and addressee. */
@@ -187,6 +192,8 @@ export class Member extends EventEmitter {
     this.setMaxListeners(0);
     this.proposalGapMs = proposalGapCapDelays * config.batchDelayMs;
     this.peerIds = new Set(config.peers.map((peer) => peer.id));
+    this.rejoinMarkerPath = path.join(config.dataDir, rejoinMarkerFileName);
+    this.holdingVotes = fs.existsSync(this.rejoinMarkerPath);
     makeDirectoriesSync(config.dataDir);
     this.raftLog = SqliteRaftLog.open(config.dataDir, log);
     this.store = MessageStore.open(config.dataDir, log);
@@ -209,9 +216,11 @@ export class Member extends EventEmitter {
         logger: log,
         entryReader: { read: (fromIndex, toIndex, bytesMax) => this.raftLog.readEntries(fromIndex, toIndex, bytesMax) },
         entryCacheMax,
+        holdVotes: this.holdingVotes,
       },
       restored,
     );
+    if (this.holdingVotes) log.warn({ file: this.rejoinMarkerPath }, 'lost its data and rejoins: withholding votes until a leader has caught this member up');
     this.softState = { role: 'follower', leaderId: null, term: restored.hardState.term };
     this.persistedHardState = restored.hardState;
     this.latestHardState = restored.hardState;
@@ -645,10 +654,25 @@ export class Member extends EventEmitter {
     }
     this.softState = ready.softState;
     this.raft.advance(ready);
+    if (this.holdingVotes && !this.raft.votesHeld()) this.stopHoldingVotes();
     const pending = this.pendingCompaction;
     if (pending !== null && pending.index <= this.raft.status().appliedIndex) {
       this.pendingCompaction = null;
       this.compactTo(pending.index, pending.end);
+    }
+  }
+
+  /**
+   * Deletes the marker file once the core votes again. A crash before the
+   * deletion is on disk only makes the member withhold its votes again until a
+   * leader catches it up, so no fsync is needed.
+   */
+  private stopHoldingVotes(): void {
+    this.holdingVotes = false;
+    try {
+      removeFileIfExists(this.rejoinMarkerPath);
+    } catch (err) {
+      this.log.warn({ file: this.rejoinMarkerPath, err: (err as Error).message }, 'failed to delete the rejoin marker; delete it by hand');
     }
   }
 

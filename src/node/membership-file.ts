@@ -13,6 +13,13 @@ import { stateDirectory } from '../storage/state-dir';
 
 export const membershipFileName = 'membership.json';
 
+/**
+ * File in the data folder of a member started with --rejoin on an empty
+ * folder, until a leader has caught it up. While it exists the member holds
+ * its votes, also after a restart without the flag.
+ */
+export const rejoinMarkerFileName = 'rejoining';
+
 /** The member a data folder belongs to, and the ids of its cluster. */
 export interface Membership {
   readonly id: string;
@@ -64,8 +71,8 @@ function checkRaftLogKept(dataDir: string): void {
   throw new Error(
     `data folder ${dataDir} has a state folder but no ${raftLogFileName}: the Raft log, with this member's term and vote, is lost, ` +
       `and starting without it could elect two leaders in one term. Restore ${raftLogFileName} from a backup, ` +
-      `or move the whole folder away and start this member on an empty --data folder while every other member is up and in sync: ` +
-      `it then copies the state from the leader`,
+      `or move the whole folder away and start this member on an empty --data folder with --rejoin: ` +
+      `it then copies the state from the leader and votes only once it has caught up`,
   );
 }
 
@@ -90,6 +97,7 @@ export function forgetNewDataFolder(dataDir: string, before: FoldersBeforeStart)
   fs.rmSync(stateDirectory(dataDir), { recursive: true, force: true });
   removeSqliteFiles(path.join(dataDir, raftLogFileName));
   removeFileIfExists(path.join(dataDir, membershipFileName));
+  removeFileIfExists(path.join(dataDir, rejoinMarkerFileName));
   if (!before.snapshots) fs.rmSync(snapshotsDirectory(dataDir), { recursive: true, force: true });
 }
 

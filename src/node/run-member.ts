@@ -1,8 +1,10 @@
 import http2 = require('node:http2');
 import * as grpc from '@grpc/grpc-js';
 import os from 'node:os';
+import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { loadReplogPackage } from '../client/proto';
+import { writeFileDurablySync } from '../storage/durable-fs';
 import { ingestServiceDefinition, ingestServiceHandlers } from '../grpc/ingest-service';
 import { memberServerOptions } from '../grpc/peer-link';
 import { peerServiceHandlers } from '../grpc/peer-service';
@@ -10,7 +12,7 @@ import { PeerTransport } from '../grpc/peer-transport';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
-import { checkMembership, foldersBeforeStart, forgetNewDataFolder, membershipFileName } from './membership-file';
+import { checkMembership, foldersBeforeStart, forgetNewDataFolder, membershipFileName, rejoinMarkerFileName } from './membership-file';
 import { fetchSnapshotFromPeers, stateGapIndex } from './snapshot-fetch';
 
 export interface RunningMember {
@@ -34,6 +36,11 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   );
   if (membership === 'recorded') {
     logger.info({ file: membershipFileName }, 'recorded the member id and cluster of a data folder written before this record existed');
+  }
+  if (config.rejoin && membership === 'new') {
+    writeFileDurablySync(path.join(config.dataDir, rejoinMarkerFileName), 'votes held until a leader has caught this member up\n');
+  } else if (config.rejoin) {
+    logger.warn({ dataDir: config.dataDir }, 'ignored --rejoin: the data folder is not empty, so this member has its votes and log');
   }
   let member: Member;
   try {

@@ -30,6 +30,15 @@ test('batch delay defaults and bounds', () => {
   assert.is(usageErrorOf([...base, '--batch-delay-ms', '0.5'], {}), 'invalid --batch-delay-ms "0.5": expected an integer from 0 to 1000');
 });
 
+test('rejoin flag and variable', () => {
+  assert.is(parseMemberConfig(base, {}).rejoin, false);
+  assert.is(parseMemberConfig([...base, '--rejoin'], {}).rejoin, true);
+  for (const value of ['1', 'true']) assert.is(parseMemberConfig(base, { REPLOG_REJOIN: value }).rejoin, true, value);
+  for (const value of ['0', 'false']) assert.is(parseMemberConfig(base, { REPLOG_REJOIN: value }).rejoin, false, value);
+  assert.is(usageErrorOf(base, { REPLOG_REJOIN: 'yes' }), 'invalid REPLOG_REJOIN "yes": expected 1, true, 0 or false');
+  assert.match(usageErrorOf([...base, '--rejoin=1'], {}), /--rejoin/);
+});
+
 test('variable error names the variable', () => {
   assert.is(
     usageErrorOf(base, { REPLOG_SNAPSHOT_THRESHOLD: 'abc' }),
