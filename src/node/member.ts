@@ -220,7 +220,13 @@ export class Member extends EventEmitter {
       },
       restored,
     );
-    if (this.holdingVotes) log.warn({ file: this.rejoinMarkerPath }, 'lost its data and rejoins: withholding votes until a leader has caught this member up');
+    if (this.holdingVotes) {
+      log.warn(
+        { file: this.rejoinMarkerPath },
+        'lost its data and rejoins: withholding votes until a leader has caught this member up; ' +
+          'if most members lost their data, no leader can be elected while they all withhold votes: delete this file and restart',
+      );
+    }
     this.softState = { role: 'follower', leaderId: null, term: restored.hardState.term };
     this.persistedHardState = restored.hardState;
     this.latestHardState = restored.hardState;

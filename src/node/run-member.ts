@@ -1,10 +1,12 @@
 import http2 = require('node:http2');
 import * as grpc from '@grpc/grpc-js';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { loadReplogPackage } from '../client/proto';
 import { writeFileDurablySync } from '../storage/durable-fs';
+import { raftLogFileName } from '../storage/raft-log';
 import { ingestServiceDefinition, ingestServiceHandlers } from '../grpc/ingest-service';
 import { memberServerOptions } from '../grpc/peer-link';
 import { peerServiceHandlers } from '../grpc/peer-service';
@@ -37,11 +39,7 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   if (membership === 'recorded') {
     logger.info({ file: membershipFileName }, 'recorded the member id and cluster of a data folder written before this record existed');
   }
-  if (config.rejoin && membership === 'new') {
-    writeFileDurablySync(path.join(config.dataDir, rejoinMarkerFileName), 'votes held until a leader has caught this member up\n');
-  } else if (config.rejoin) {
-    logger.warn({ dataDir: config.dataDir }, 'ignored --rejoin: the data folder is not empty, so this member has its votes and log');
-  }
+  if (config.rejoin) markRejoin(config.dataDir, logger);
   let member: Member;
   try {
     const gapIndex = stateGapIndex(config.dataDir, logger);
@@ -165,6 +163,23 @@ async function drainAppends(member: Member, timeoutMs: number): Promise<void> {
     else if (performance.now() - idleSince >= replyFlushMs) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Writes the file that makes a member withhold its votes until caught up, for
+ * --rejoin, before anything creates raft.db. A folder without raft.db has no
+ * term, vote or log, whatever else it contains (membership.json of a start that
+ * ended early, snapshot files). One that has raft.db keeps its votes, unless
+ * an earlier --rejoin start left the file there.
+ */
+function markRejoin(dataDir: string, logger: Logger): void {
+  const marker = path.join(dataDir, rejoinMarkerFileName);
+  if (fs.existsSync(marker)) return;
+  if (fs.existsSync(path.join(dataDir, raftLogFileName))) {
+    logger.warn({ dataDir }, 'ignored --rejoin: the data folder has a Raft log, so this member kept its votes and log');
+    return;
+  }
+  writeFileDurablySync(marker, 'votes withheld until a leader has caught this member up; see --rejoin in the README\n');
 }
 
 /**
