@@ -37,6 +37,12 @@ export const errors = {
     new ReplogError(status.UNAVAILABLE, 'no leader is known; the cluster may be electing one or lack a quorum; retry is safe'),
   leaderLost: () =>
     new ReplogError(status.UNAVAILABLE, 'leadership changed before the append committed; it may still commit; retry is safe'),
+  forwardedToFollower: (id: string, leaderId: string | null) =>
+    new ReplogError(
+      status.UNAVAILABLE,
+      `forwarded append reached ${id}, which does not lead (leader: ${leaderId ?? 'unknown'}); retry is safe; ` +
+        'if this repeats, check the --peers addresses of the member that forwarded it',
+    ),
   entryOverwritten: (index: number) =>
     new ReplogError(status.UNAVAILABLE, `the entry at index ${index} was replaced by a new leader; retry is safe`),
   commitTimeout: (ms: number) =>

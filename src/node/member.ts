@@ -440,7 +440,7 @@ export class Member extends EventEmitter {
 
   private async route(valueset: string, forwarded: boolean, attempt = 1): Promise<AppendResult> {
     if (this.softState.role === 'leader') return this.enqueueProposal(valueset);
-    if (forwarded) throw errors.leaderLost();
+    if (forwarded) throw errors.forwardedToFollower(this.config.id, this.softState.leaderId);
     const leaderId = this.softState.leaderId ?? (await this.waitForLeader(leaderWaitMs));
     if (leaderId === this.config.id) return this.enqueueProposal(valueset);
     if (this.leaderIndexSeen - this.appliedIndex > appendLagMax) throw errors.catchingUp(this.appliedIndex, this.leaderIndexSeen);

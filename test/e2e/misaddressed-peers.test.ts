@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadReplogPackage } from '../../src/client/proto';
 import { cliPath, freePorts, memberNodeFlags } from '../../src/cluster/local-cluster';
-import { fastTimingArgs, startCluster, waitForLeader, type TestCluster } from './harness';
+import { connect, fastTimingArgs, startCluster, waitFor, waitForLeader, type TestCluster } from './harness';
 
 let tc: TestCluster | null = null;
 let stranger: ChildProcess | null = null;
@@ -48,6 +48,27 @@ test('swapped peer addresses are logged', async () => {
   assert.is(entry['from'], 'n3');
   assert.is.not(entry['to'], entry['id'], 'addressed to the other member');
   assert.match(String(entry['msg']), /check the --peers addresses of n3$/);
+
+  // An append to n3 goes to the leader's id at the other member's address.
+  const leader = await waitForLeader(tc.cluster, ['n1', 'n2']);
+  const client = connect(tc.cluster.member('n3').grpc);
+  try {
+    let error: unknown = null;
+    await waitFor('n3 to know the leader', async () => {
+      try {
+        await client.append(`swapped-${Date.now()}`, 5000);
+        return false;
+      } catch (err) {
+        error = err;
+        return /forwarded append reached/.test((err as Error).message);
+      }
+    });
+    const other = leader.id === 'n1' ? 'n2' : 'n1';
+    assert.match((error as Error).message, new RegExp(`forwarded append reached ${other}, which does not lead \\(leader: ${leader.id}\\)`));
+    assert.match((error as Error).message, /check the --peers addresses of the member that forwarded it/);
+  } finally {
+    client.close();
+  }
 });
 
 test('member outside --peers is logged', async () => {
