@@ -19,7 +19,8 @@ import {
   runCommand,
   type CliIo,
 } from './client-flags';
-import { valuesetBytesMax } from '../storage/codec';
+import { errors } from '../grpc/errors';
+import { oversizeValuesetBytes, valuesetBytesMax } from '../storage/codec';
 import { countNoun } from './count-noun';
 import { interruptedExitCode, watchInterrupt } from './interrupt';
 import { SendTally, formatSendSummary, summarizeSend, type StdinLine } from './send-summary';
@@ -226,10 +227,9 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
  * message limit would end an AppendStream, failing the appends on it too.
  */
 function oversizeValuesetError(valueset: string): IngestError | null {
-  if (valueset.length * 3 <= valuesetBytesMax) return null;
-  const bytes = Buffer.byteLength(valueset, 'utf8');
-  if (bytes <= valuesetBytesMax) return null;
-  return new IngestError(grpc.status.INVALID_ARGUMENT, `invalid valueset: ${bytes} UTF-8 bytes is over the limit of ${valuesetBytesMax} bytes`);
+  const bytes = oversizeValuesetBytes(valueset);
+  if (bytes === null) return null;
+  return new IngestError(grpc.status.INVALID_ARGUMENT, errors.valuesetTooLong(bytes, valuesetBytesMax).message);
 }
 
 /** Returns the stderr line printed on the first SIGINT or SIGTERM. */

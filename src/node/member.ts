@@ -6,7 +6,7 @@ import { Raft } from '../consensus/raft';
 import { EntryType } from '../consensus/types';
 import type { CoreStatus, Entry, HardState, Message, Ready, RestoredState, Role, SnapshotMeta, SoftState } from '../consensus/types';
 import { errors, ForwardAbandonedError, ReplogError, toReplogError } from '../grpc/errors';
-import { encodeMessageBatch, valuesetBytesMax } from '../storage/codec';
+import { encodeMessageBatch, oversizeValuesetBytes, valuesetBytesMax } from '../storage/codec';
 import { MessageStore } from '../storage/message-store';
 import { makeDirectoriesSync, removeFileIfExists } from '../storage/durable-fs';
 import { SqliteRaftLog } from '../storage/raft-log';
@@ -1214,9 +1214,8 @@ export interface MemberStatus {
 /** Returns the INVALID_ARGUMENT error for a valueset outside 1..valuesetBytesMax bytes, or null. */
 export function validateValueset(valueset: string): ReplogError | null {
   if (valueset.length === 0) return errors.valuesetEmpty();
-  if (valueset.length * 3 <= valuesetBytesMax) return null;
-  const bytes = Buffer.byteLength(valueset, 'utf8');
-  return bytes > valuesetBytesMax ? errors.valuesetTooLong(bytes, valuesetBytesMax) : null;
+  const bytes = oversizeValuesetBytes(valueset);
+  return bytes === null ? null : errors.valuesetTooLong(bytes, valuesetBytesMax);
 }
 
 /** A failed write to one of the member's files; `file` names it. */

@@ -13,6 +13,14 @@ import type { MessageRecord } from './types';
  */
 export const valuesetBytesMax = 65_536;
 
+/** Returns the UTF-8 length of a valueset longer than valuesetBytesMax, or null for one that fits. */
+export function oversizeValuesetBytes(valueset: string): number | null {
+  // A UTF-16 unit takes at most 3 UTF-8 bytes, so most valuesets need no count.
+  if (valueset.length * 3 <= valuesetBytesMax) return null;
+  const bytes = Buffer.byteLength(valueset, 'utf8');
+  return bytes > valuesetBytesMax ? bytes : null;
+}
+
 /** Size of the receivedAtMs prefix in bytes. */
 const receivedAtBytes = 8;
 
