@@ -169,12 +169,12 @@ export class Raft {
 
   /**
    * Returns whether this member still withholds its votes (RaftConfig.holdVotes).
-   * It withholds them until its commit index reaches the one of the first append
-   * it got from a leader, which covers every entry committed before this
-   * member started, and an entry of the current term, which a leader commits
-   * only after every entry of earlier terms, and until its log is on disk up
-   * to there. It then has every entry it may have helped commit before it
-   * lost its data, and judges candidates as any other member does.
+   * It withholds them until its commit index reaches two marks, with its log
+   * on disk up to there. The first is the commit index of the first append
+   * from a leader, which covers every entry committed before this member
+   * started. The second is an entry of the current term, which a leader
+   * commits only after every entry of earlier terms. The member then has every
+   * entry it may have helped commit before it lost its data.
    */
   votesHeld(): boolean {
     if (!this.holdingVotes) return false;

@@ -59,6 +59,7 @@ const forwardAttemptsMax = 3;
 
 /** Time between two warnings about misaddressed peer messages from one sender to one addressee. */
 const misaddressedWarnIntervalMs = 10_000;
+
 /**
  * Entries a follower may be behind the leader before it rejects new appends.
  * It replies to an append only once it has applied the entry itself, so a
@@ -223,8 +224,8 @@ export class Member extends EventEmitter {
     if (this.holdingVotes) {
       log.warn(
         { file: this.rejoinMarkerPath },
-        'lost its data and rejoins: withholding votes until a leader has caught this member up; ' +
-          'if most members lost their data, no leader can be elected while they all withhold votes: delete this file and restart',
+        'withholding votes until a leader has caught this member up, because it lost its data (--rejoin). ' +
+          'If most members lost their data, no leader can be elected until this file is deleted on them and they restart',
       );
     }
     this.softState = { role: 'follower', leaderId: null, term: restored.hardState.term };
@@ -678,7 +679,7 @@ export class Member extends EventEmitter {
     try {
       removeFileIfExists(this.rejoinMarkerPath);
     } catch (err) {
-      this.log.warn({ file: this.rejoinMarkerPath, err: (err as Error).message }, 'failed to delete the rejoin marker; delete it by hand');
+      this.log.warn({ file: this.rejoinMarkerPath, err: (err as Error).message }, 'failed to delete the rejoin marker, so delete it by hand');
     }
   }
 

@@ -15,8 +15,8 @@ export const membershipFileName = 'membership.json';
 
 /**
  * File in the data folder of a member started with --rejoin on an empty
- * folder, until a leader has caught it up. While it exists the member holds
- * its votes, also after a restart without the flag.
+ * folder, until a leader has caught it up. While it exists the member
+ * withholds its votes, also after a restart without the flag.
  */
 export const rejoinMarkerFileName = 'rejoining';
 
