@@ -2,6 +2,9 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { Member } from '../node/member';
 
+/** Largest `lag` of /readyz, in entries. */
+const lagMax = 1_000_000_000;
+
 /**
  * Builds the fastify app of one member: /status, /healthz, /readyz and
  * /metrics. It reads everything from the member and keeps no state.
@@ -12,8 +15,16 @@ export function buildHttpServer(member: Member, log: Logger) {
   const app = Fastify({ loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) });
   app.get('/status', async () => member.status());
   app.get('/healthz', async () => ({ ok: true }));
-  app.get('/readyz', async (_request, reply) => {
-    const readiness = member.readiness();
+  app.get<{ Querystring: { lag?: string } }>('/readyz', async (request, reply) => {
+    const lag = request.query.lag;
+    if (lag !== undefined && !/^\d{1,10}$/.test(lag)) {
+      return reply.code(400).send({ error: `invalid lag "${lag}": expected a whole number of entries from 0 to ${lagMax}` });
+    }
+    const lagAllowed = lag === undefined ? 0 : Number(lag);
+    if (lagAllowed > lagMax) {
+      return reply.code(400).send({ error: `invalid lag ${lagAllowed}: at most ${lagMax} entries` });
+    }
+    const readiness = member.readiness(lagAllowed);
     return reply.code(readiness.ready ? 200 : 503).send(readiness);
   });
   app.get('/metrics', async (_request, reply) => {

@@ -1151,12 +1151,16 @@ export class Member extends EventEmitter {
     };
   }
 
-  /** Ready means: a leader is known and everything known committed is applied. */
-  readiness(): { ready: boolean; reason: string } {
+  /**
+   * Returns whether the member is ready: a leader is known, and everything
+   * known committed is applied except at most `lagAllowed` entries.
+   */
+  readiness(lagAllowed = 0): { ready: boolean; reason: string } {
     const core = this.raft.status();
     if (core.leaderId === null) return { ready: false, reason: 'no leader known' };
-    if (this.appliedIndex < core.commitIndex) {
-      return { ready: false, reason: `applied index ${this.appliedIndex} is behind commit index ${core.commitIndex}` };
+    if (this.appliedIndex < core.commitIndex - lagAllowed) {
+      const allowance = lagAllowed === 0 ? '' : ` by more than ${lagAllowed} entries`;
+      return { ready: false, reason: `applied index ${this.appliedIndex} is behind commit index ${core.commitIndex}${allowance}` };
     }
     if (core.role !== 'leader' && this.leaderIndexSeen - this.appliedIndex > appendLagMax) {
       return { ready: false, reason: `applied index ${this.appliedIndex} is more than ${appendLagMax} entries behind the leader's ${this.leaderIndexSeen}` };
