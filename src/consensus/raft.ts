@@ -305,7 +305,10 @@ export class Raft {
   private tickElection(): void {
     this.electionElapsed += 1;
     if (this.electionElapsed >= this.randomizedElectionTimeoutTicks) {
-      if (this.campaigns) this.campaign();
+      // A member that withholds its votes does not vote for itself either:
+      // with the votes of members that lack entries it had helped commit, it
+      // could win with its empty log.
+      if (this.campaigns && !this.votesHeld()) this.campaign();
       else this.resetElectionTimer();
       return;
     }

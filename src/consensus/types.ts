@@ -231,10 +231,11 @@ export interface RaftConfig {
    */
   readonly entryCacheBytesMax?: number;
   /**
-   * Whether this member withholds its votes: it grants no vote or pre-vote until
-   * its log is on disk up to the commit index of the first append a leader
-   * sent it. A member that lost its data sets it, because its empty log
-   * cannot tell a candidate that lacks entries it had helped commit.
+   * Whether this member withholds its votes: it grants no vote or pre-vote,
+   * and does not campaign, until its log is on disk up to the commit index of
+   * the first append a leader sent it. A member that lost its data sets it,
+   * because its empty log cannot tell a candidate that lacks entries it had
+   * helped commit, and could itself win with the votes of such members.
    */
   readonly holdVotes?: boolean;
 }

@@ -65,7 +65,7 @@ export const memberFlags: readonly FlagSpec[] = [
   { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'maximum wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
   { name: 'pending-appends-max', env: 'REPLOG_PENDING_APPENDS_MAX', help: 'appends in progress on this member before RESOURCE_EXHAUSTED', default: '50000' },
   { name: 'batch-delay-ms', env: 'REPLOG_BATCH_DELAY_MS', help: 'maximum wait of appends on the leader for more to share one log write, fsync and replication round, in milliseconds; only while appends arrive faster than one per this interval on average; 0 = no wait', default: '2' },
-  { name: 'rejoin', env: 'REPLOG_REJOIN', help: 'for a member that lost its data, started on an empty --data folder: it votes only once a leader has caught it up', boolean: true },
+  { name: 'rejoin', env: 'REPLOG_REJOIN', help: 'for a member that lost its data, started on an empty --data folder: it votes and campaigns only once a leader has caught it up', boolean: true },
   { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace or silent', default: 'info' },
 ];
 
@@ -184,6 +184,12 @@ function buildConfig({ get, required, isDefault, isSet }: FlagValues): MemberCon
   };
 
   validateTiming(config, isDefault);
+  if (config.rejoin && peers.length === 1) {
+    throw new UsageError(
+      `invalid --rejoin: --peers lists only this member, ${JSON.stringify(id)}, and a member that rejoins waits for a leader ` +
+        'to catch it up before it votes or campaigns. A cluster of one that lost its data starts again without --rejoin',
+    );
+  }
   if (!logLevels.includes(config.logLevel)) {
     throw new UsageError(`invalid --log-level ${JSON.stringify(config.logLevel)}: expected one of ${logLevels.join(', ')}`);
   }

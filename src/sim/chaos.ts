@@ -12,6 +12,12 @@ export interface ChaosRates {
   readonly compactRate: number;
   /** Probability per tick that the leader starts handing its role to a random follower. */
   readonly transferRate?: number;
+  /**
+   * Probability per tick that a member loses its disk (Cluster.wipe()). It
+   * stays down for more than twice the election timeout, as replog's
+   * --rejoin requires, and no other member loses its disk until it caught up.
+   */
+  readonly wipeRate?: number;
   /** Maximum time a crashed member stays down, in ticks. */
   readonly downTicksMax: number;
   /**
@@ -72,6 +78,22 @@ export class ChaosSchedule {
     // Drawn only when set, so that runs without handovers keep their schedules.
     const transferRate = this.rates.transferRate ?? 0;
     if (transferRate > 0 && this.rng.chance(transferRate)) this.transfer();
+    const wipeRate = this.rates.wipeRate ?? 0;
+    if (wipeRate > 0 && this.rng.chance(wipeRate)) this.wipe();
+  }
+
+  /**
+   * Empties the disk of a random member, unless one is still rejoining. The
+   * member restarts after more than twice the longest election timeout, and
+   * by then any leader cut off from the others has stepped down (check-quorum).
+   */
+  private wipe(): void {
+    if (this.cluster.members.some((member) => member.rejoining)) return;
+    const victim = this.rng.pick(this.cluster.members);
+    this.cluster.wipe(victim.id);
+    const electionTimeoutMaxTicks = 2 * this.cluster.electionTimeoutTicks;
+    const earliest = this.tick + 2 * electionTimeoutMaxTicks + 1;
+    this.restartAt.set(victim.id, Math.max(this.restartAt.get(victim.id) ?? 0, earliest + this.rng.int(0, this.rates.downTicksMax)));
   }
 
   /** Has the leader, if any, hand its role to a random other member. */

@@ -74,6 +74,11 @@ export interface ClusterOptions {
    * Default 0.
    */
   readonly leaderCommitCrashRate?: number;
+  /**
+   * Restarts a member that lost its disk without withholding its votes, as
+   * replog without --rejoin does, for tests that show what the hold prevents.
+   */
+  readonly rejoinWithoutHold?: boolean;
   readonly traceLinesKept?: number;
   readonly echoTrace?: (line: string) => void;
 }
@@ -162,6 +167,11 @@ export class Cluster implements DriverContext {
     return best;
   }
 
+  /** Returns the election timeout of the cores, in ticks. Each core draws its own from it up to twice that. */
+  get electionTimeoutTicks(): number {
+    return this.options.core.electionTimeoutTicks;
+  }
+
   upMembers(): Member[] {
     return this.members.filter((member) => member.isUp);
   }
@@ -213,6 +223,19 @@ export class Cluster implements DriverContext {
     const member = this.member(id);
     if (!member.isUp) return;
     crashMember(this, member, point);
+  }
+
+  /**
+   * Crashes a member if it is up and empties its disk, as when replog's data
+   * folder is lost. It restarts, when restart() is called, with its votes
+   * withheld (replog's --rejoin) unless `rejoinWithoutHold` is set.
+   */
+  wipe(id: NodeId): void {
+    const member = this.member(id);
+    if (member.isUp) crashMember(this, member, 'beforePersist');
+    member.wipe();
+    this.checker.forgetDurable(member);
+    this.log(`${id} lost its disk`);
   }
 
   /** Starts a crashed member again from its store and state machine. */
@@ -342,6 +365,7 @@ export class Cluster implements DriverContext {
       id: member.id,
       peers: this.members.map((m) => m.id),
       random: () => random.next(),
+      ...(member.rejoining && this.options.rejoinWithoutHold !== true ? { holdVotes: true } : {}),
     };
     if (entryCacheMax === undefined) return config;
     const entryReader = { read: (fromIndex: number, toIndex: number, bytesMax: number) => member.store.readEntries(fromIndex, toIndex, bytesMax) };

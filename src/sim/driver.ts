@@ -129,6 +129,8 @@ function finishReady(context: DriverContext, member: Member, inflight: InflightR
   const core = member.core;
   if (core === null) throw new InvariantViolation('driver', `${member.id} finished a Ready while down`);
   core.advance(ready);
+  // replog's Member deletes its `rejoining` file here.
+  if (member.rejoining && !core.votesHeld()) member.rejoining = false;
   const appliedIndex = core.status().appliedIndex;
   if (appliedIndex !== member.applied.length) {
     throw new InvariantViolation(

@@ -274,10 +274,10 @@ export class InvariantChecker {
       const term = core.termAt(index);
       if (term === undefined) continue;
       const holders = this.countDisksHolding(index, term);
-      if (holders < this.majority()) {
+      if (holders.disks + holders.rejoining < this.majority()) {
         this.fail(
           'durability',
-          `leader ${leader.id} of term ${leaderTerm} committed ${index}/${term}, which is on ${holders} disks, a majority is ${this.majority()}`,
+          `leader ${leader.id} of term ${leaderTerm} committed ${index}/${term}, which is on ${describeHolders(holders)}, a majority is ${this.majority()}`,
         );
       }
     }
@@ -320,6 +320,12 @@ export class InvariantChecker {
         );
       }
     }
+  }
+
+  /** Forgets what the member stored, after it lost its disk, so that its new writes are checked from the start. */
+  forgetDurable(member: Member): void {
+    this.checkedCommits.delete(member.id);
+    this.volatileViews.delete(member.id);
   }
 
   /** Records entries covered by the member's stored commit index, or compares them. */
@@ -369,25 +375,49 @@ export class InvariantChecker {
   /** Checks that a committed entry is on the disk of a majority, in the log or below the snapshot. */
   private checkStoredOnMajority(entry: Entry): void {
     const holders = this.countDisksHolding(entry.index, entry.term);
-    if (holders < this.majority()) {
+    if (holders.disks + holders.rejoining < this.majority()) {
       this.fail(
         'durability',
-        `committed entry ${entry.index}/${entry.term} is on ${holders} disks, a majority is ${this.majority()}`,
+        `committed entry ${entry.index}/${entry.term} is on ${describeHolders(holders)}, a majority is ${this.majority()}`,
       );
     }
   }
 
-  /** Returns the number of members whose disk has the entry, in the log or below the snapshot. */
-  private countDisksHolding(index: number, term: number): number {
-    let holders = 0;
+  /**
+   * Counts the members whose disk has the entry, in the log or below the
+   * snapshot, and the members without it that rejoin after losing their disk.
+   * Those may have acknowledged the entry before, and vote for no one until
+   * caught up, so a majority of the members that vote still includes a disk
+   * with the entry. They count towards the majority.
+   */
+  private countDisksHolding(index: number, term: number): DiskHolders {
+    let disks = 0;
+    let rejoining = 0;
     for (const member of this.members) {
-      const inLog = member.store.termAt(index) === term && index > member.store.currentLogStart().index;
-      if (inLog || member.store.currentSnapshot().index >= index) holders += 1;
+      if (this.holds(member, index, term)) disks += 1;
+      else if (member.rejoining) rejoining += 1;
     }
-    return holders;
+    return { disks, rejoining };
+  }
+
+  /** Returns whether the member's disk has the entry, in its log or a snapshot. */
+  private holds(member: Member, index: number, term: number): boolean {
+    const inLog = member.store.termAt(index) === term && index > member.store.currentLogStart().index;
+    return inLog || member.store.currentSnapshot().index >= index;
   }
 
   private fail(invariant: string, detail: string): never {
     throw new InvariantViolation(invariant, detail);
   }
+}
+
+/** Members with an entry on disk, and members without it that rejoin after losing their disk. */
+interface DiskHolders {
+  readonly disks: number;
+  readonly rejoining: number;
+}
+
+function describeHolders(holders: DiskHolders): string {
+  const rejoining = holders.rejoining === 0 ? '' : ` (and ${holders.rejoining} members rejoining after losing theirs)`;
+  return `${holders.disks} disks${rejoining}`;
 }

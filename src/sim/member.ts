@@ -21,7 +21,7 @@ export interface InflightReady {
  * entry i sits at position i - 1 and the applied index is the list's length.
  */
 export class Member {
-  readonly store: MemoryLogStore;
+  store: MemoryLogStore;
   /** Durable, like the message store of a real member. */
   applied: Entry[] = [];
   core: Raft | null = null;
@@ -29,6 +29,11 @@ export class Member {
   incarnation = 0;
   /** Time units between two ticks of this member, to skew its clock. */
   tickPeriodUnits: number;
+  /**
+   * Set from a wipe until the core votes again, and durable like replog's
+   * `rejoining` file: the member starts with RaftConfig.holdVotes meanwhile.
+   */
+  rejoining = false;
   /** Set while a deferred Ready event is scheduled. */
   readyScheduled = false;
   /** The started Ready whose fsync is pending; no other Ready starts meanwhile. */
@@ -70,6 +75,18 @@ export class Member {
     this.stagedSnapshots.clear();
     this.readyScheduled = false;
     this.inflight = null;
+  }
+
+  /**
+   * Loses the disk of a member that is down: its log, hard state and state
+   * machine are empty, as after replog's data folder was deleted, and it
+   * rejoins with its votes withheld.
+   */
+  wipe(): void {
+    if (this.isUp) throw new InvariantViolation('driver', `${this.id} wiped while up`);
+    this.store = new MemoryLogStore(this.id);
+    this.applied = [];
+    this.rejoining = true;
   }
 
   restoredState(): RestoredState {

@@ -139,7 +139,10 @@ export function drawRunShape(seed: number): RunShape {
   if (inflightBytesMax !== undefined) shaped = { ...shaped, core: { ...shaped.core, inflightBytesMax } };
   // Then how often the leader hands over its role, 0 in half of the runs.
   const transferRate = rng.pick([0, 0, 0.01, 0.05]);
-  return { profile, cluster: shaped, rates: { ...rates, ...rateOverrides, transferRate } };
+  // Then how often a member loses its disk. Rejoining is safe only when a
+  // leader cut off from the others steps down (check-quorum), as in replog.
+  const wipeRate = shaped.core.checkQuorum ? rng.pick([0, 0, 0.005, 0.02]) : 0;
+  return { profile, cluster: shaped, rates: { ...rates, ...rateOverrides, transferRate, wipeRate } };
 }
 
 /** Formats a shape in one line for the trace and failure reports. */
@@ -153,7 +156,7 @@ export function describeRunShape(shape: RunShape): string {
     `loss=${faults.lossRate.toFixed(2)} dup=${faults.duplicateRate.toFixed(2)} late=${faults.lateRate.toFixed(2)}`,
     `crash=${rates.crashRate} readyCrash=${cluster.readyCrashRate ?? 0} newLeaderCrash=${cluster.newLeaderCrashRate ?? 0}`,
     `leaderCommitCrash=${cluster.leaderCommitCrashRate ?? 0} down=${rates.downTicksMax}`,
-    `partition=${rates.partitionRate} shortLeader=${rates.shortLeaderRate} compact=${rates.compactRate} transfer=${rates.transferRate ?? 0}`,
+    `partition=${rates.partitionRate} shortLeader=${rates.shortLeaderRate} compact=${rates.compactRate} transfer=${rates.transferRate ?? 0} wipe=${rates.wipeRate ?? 0}`,
     `readyDefer=${cluster.readyDeferRate} readySplit=${cluster.readySplitRate ?? 0} skew=${cluster.tickSkewUnitsMax}`,
   ].join(' ');
 }

@@ -31,12 +31,18 @@ test('batch delay defaults and bounds', () => {
 });
 
 test('rejoin flag and variable', () => {
-  assert.is(parseMemberConfig(base, {}).rejoin, false);
-  assert.is(parseMemberConfig([...base, '--rejoin'], {}).rejoin, true);
-  for (const value of ['1', 'true']) assert.is(parseMemberConfig(base, { REPLOG_REJOIN: value }).rejoin, true, value);
-  for (const value of ['0', 'false']) assert.is(parseMemberConfig(base, { REPLOG_REJOIN: value }).rejoin, false, value);
-  assert.is(usageErrorOf(base, { REPLOG_REJOIN: 'yes' }), 'invalid REPLOG_REJOIN "yes": expected 1, true, 0 or false');
-  assert.match(usageErrorOf([...base, '--rejoin=1'], {}), /--rejoin/);
+  const three = [...base.slice(0, -1), 'n1=127.0.0.1:7002,n2=127.0.0.1:7012,n3=127.0.0.1:7022'];
+  assert.is(parseMemberConfig(three, {}).rejoin, false);
+  assert.is(parseMemberConfig([...three, '--rejoin'], {}).rejoin, true);
+  for (const value of ['1', 'true']) assert.is(parseMemberConfig(three, { REPLOG_REJOIN: value }).rejoin, true, value);
+  for (const value of ['0', 'false']) assert.is(parseMemberConfig(three, { REPLOG_REJOIN: value }).rejoin, false, value);
+  assert.is(usageErrorOf(three, { REPLOG_REJOIN: 'yes' }), 'invalid REPLOG_REJOIN "yes": expected 1, true, 0 or false');
+  assert.match(usageErrorOf([...three, '--rejoin=1'], {}), /--rejoin/);
+});
+
+test('rejoin needs other members', () => {
+  assert.match(usageErrorOf([...base, '--rejoin'], {}), /^invalid --rejoin: --peers lists only this member, "n1"/);
+  assert.match(usageErrorOf(base, { REPLOG_REJOIN: '1' }), /^invalid --rejoin/);
 });
 
 test('variable error names the variable', () => {

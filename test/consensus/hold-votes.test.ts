@@ -1,6 +1,6 @@
-// A member that lost its data and rejoins with holdVotes grants no vote until
-// a leader has caught it up, so it cannot elect a member that lacks entries
-// it had helped commit.
+// A member that lost its data and rejoins with holdVotes grants no vote and
+// does not campaign until a leader has caught it up, so neither it nor a
+// member that lacks entries it had helped commit is elected.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Message, VoteResponse } from '../../src/consensus/types';
@@ -57,6 +57,35 @@ test('stale candidate is not elected', () => {
   cluster.isolate(leader);
   cluster.tick(100, [stale, rejoined]);
   assert.equal(cluster.leaders().filter((id) => id !== leader), [], 'no leader without the entries');
+
+  cluster.heal();
+  cluster.tick(100);
+  const leaderNow = cluster.electLeader();
+  const final = cluster.propose(leaderNow, ['s']);
+  for (const id of ids) {
+    const applied = cluster.member(id).store.applied;
+    assert.is(applied.length, final, `${id} applied everything`);
+    assert.equal(applied.slice(0, last), cluster.member(leader).store.applied.slice(0, last), `${id} kept the committed entries`);
+  }
+});
+
+test('rejoining member does not campaign', () => {
+  const cluster = new TestCluster(ids);
+  // One member never gets an entry, so its log stays as empty as that of a
+  // member that lost its data, and it would vote for one.
+  const empty = 'c';
+  cluster.isolate(empty);
+  const leader = cluster.electLeader();
+  const rejoined = ids.find((id) => id !== leader && id !== empty)!;
+  const last = cluster.propose(leader, ['p', 'q']) + 1;
+  assert.is(cluster.raft(leader).status().commitIndex, last);
+  assert.is(cluster.raft(empty).status().lastLogIndex, 0, 'the cut-off follower has no entry');
+  rejoinEmpty(cluster, rejoined);
+  cluster.heal();
+  cluster.isolate(leader);
+  cluster.tick(100, [empty, rejoined]);
+  assert.equal(cluster.leaders().filter((id) => id !== leader), [], 'the empty members elect no leader');
+  assert.ok(cluster.raft(rejoined).votesHeld(), 'the rejoined member still withholds its votes');
 
   cluster.heal();
   cluster.tick(100);
