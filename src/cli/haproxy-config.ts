@@ -18,22 +18,13 @@ export interface HaproxyConfigOptions {
 /** Health-check settings; a member is out after 2 failed checks 1 s apart. */
 const healthCheck = { intervalMs: 1_000, fallCount: 2, riseCount: 1, timeoutMs: 1_000 } as const;
 
-/**
- * Entries a member in rotation may have left to apply. Under full load the
- * applied index trails the commit index by about 100 entries for a moment.
- * The strict /readyz then fails now and then (3 to 8% of polls in a
- * 256-call benchmark), while a member catching up trails by far more.
- */
-export const haproxyCheckLag = 1_000;
-
 const serverIdPattern = /^[a-z0-9-]{1,32}$/;
 
 /**
  * Render an HAProxy configuration that spreads gRPC calls over the members,
  * round robin per call (HTTP mode, HTTP/2 on both sides), and takes a member
- * out of rotation while `GET /readyz?lag=1000` on its HTTP port fails: while
- * it is down, has no leader (cut off, or no quorum), or is catching up.
- * Throws on an invalid address or member id.
+ * out of rotation while `GET /healthz` on its HTTP port fails. Throws on an
+ * invalid address or member id.
  */
 export function renderHaproxyConfig(options: HaproxyConfigOptions): string {
   if (options.members.length === 0) throw new Error('renderHaproxyConfig: members is empty');
@@ -89,7 +80,7 @@ function backendSection(members: readonly HaproxyMember[]): string[] {
     '    # Calls share idle member connections across clients, so each member',
     '    # gets a few busy HTTP/2 connections, not one per two or three calls in flight.',
     '    http-reuse always',
-    `    option httpchk GET /readyz?lag=${haproxyCheckLag}`,
+    '    option httpchk GET /healthz',
     '    http-check expect status 200',
     `    default-server inter ${healthCheck.intervalMs}ms ` +
       `fall ${healthCheck.fallCount} rise ${healthCheck.riseCount}`,

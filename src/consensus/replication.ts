@@ -61,6 +61,7 @@ export class Replication {
         to: progress.id,
         term: this.term,
         commit: Math.min(commit, progress.matchIndex),
+        leaderCommit: commit,
       });
     }
   }

@@ -89,6 +89,13 @@ export interface AppendResponse extends MessageBase {
 export interface HeartbeatRequest extends MessageBase {
   readonly type: 'heartbeat';
   readonly commit: number;
+  /**
+   * The leader's commit index, which the core ignores. A follower's driver
+   * learns from it how far behind the follower is, also when `commit` is
+   * held to an old match index, such as right after the follower restarted.
+   * Members of earlier builds leave it out.
+   */
+  readonly leaderCommit?: number;
 }
 
 export interface HeartbeatResponse extends MessageBase {

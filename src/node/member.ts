@@ -372,7 +372,8 @@ export class Member extends EventEmitter {
       }
       this.metrics.peerMessageReceived(message.type);
       this.catchUp.observe(message);
-      if (message.type === 'append' || message.type === 'heartbeat') this.leaderIndexSeen = Math.max(this.leaderIndexSeen, message.commit);
+      if (message.type === 'append') this.leaderIndexSeen = Math.max(this.leaderIndexSeen, message.commit);
+      if (message.type === 'heartbeat') this.leaderIndexSeen = Math.max(this.leaderIndexSeen, message.leaderCommit ?? message.commit);
       this.raft.step(message);
     }
     this.scheduleDrive();
@@ -1153,7 +1154,9 @@ export class Member extends EventEmitter {
 
   /**
    * Returns whether the member is ready: a leader is known, and everything
-   * known committed is applied except at most `lagAllowed` entries.
+   * known committed is applied except at most `lagAllowed` entries. The
+   * index a leader reported as committed counts too, so that a follower that
+   * just restarted is not ready while far behind.
    */
   readiness(lagAllowed = 0): { ready: boolean; reason: string } {
     const core = this.raft.status();
@@ -1161,6 +1164,10 @@ export class Member extends EventEmitter {
     if (this.appliedIndex < core.commitIndex - lagAllowed) {
       const allowance = lagAllowed === 0 ? '' : ` by more than ${lagAllowed} entries`;
       return { ready: false, reason: `applied index ${this.appliedIndex} is behind commit index ${core.commitIndex}${allowance}` };
+    }
+    if (core.role !== 'leader' && this.appliedIndex < this.leaderIndexSeen - lagAllowed) {
+      const allowance = lagAllowed === 0 ? '' : ` by more than ${lagAllowed} entries`;
+      return { ready: false, reason: `applied index ${this.appliedIndex} is behind the leader's commit index ${this.leaderIndexSeen}${allowance}` };
     }
     if (core.role !== 'leader' && this.leaderIndexSeen - this.appliedIndex > appendLagMax) {
       return { ready: false, reason: `applied index ${this.appliedIndex} is more than ${appendLagMax} entries behind the leader's ${this.leaderIndexSeen}` };

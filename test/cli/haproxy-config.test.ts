@@ -39,11 +39,11 @@ test('three-member config passes haproxy -c', () => {
   assert.ok(result.output.includes('Configuration file is valid'), result.output);
 });
 
-test('servers speak h2 and check /readyz over h1', () => {
+test('servers speak h2 and check /healthz over h1', () => {
   const config = renderHaproxyConfig(threeMembers);
   assert.ok(config.includes('    bind 127.0.0.1:5000 proto h2\n'), config);
   assert.ok(config.includes('    balance roundrobin\n'), config);
-  assert.ok(config.includes('    option httpchk GET /readyz?lag=1000\n'), config);
+  assert.ok(config.includes('    option httpchk GET /healthz\n'), config);
   assert.ok(config.includes('    server n2 127.0.0.1:5002 proto h2 check port 6002 check-proto h1\n'), config);
   assert.ok(config.includes('    bind 127.0.0.1:8404\n'), config);
 });

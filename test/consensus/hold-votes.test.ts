@@ -14,6 +14,23 @@ function rejoinEmpty(cluster: TestCluster, id: string): void {
   cluster.members.set(id, new TestMember(config, new MemoryStore()));
 }
 
+/**
+ * Heals the network, elects a leader and commits one more entry, then checks
+ * that every member applied it and kept the entries up to `last` that
+ * `oldLeader` committed.
+ */
+function assertKeptAfterHeal(cluster: TestCluster, oldLeader: string, last: number): void {
+  cluster.heal();
+  cluster.tick(100);
+  const leaderNow = cluster.electLeader();
+  const final = cluster.propose(leaderNow, ['s']);
+  for (const id of ids) {
+    const applied = cluster.member(id).store.applied;
+    assert.is(applied.length, final, `${id} applied everything`);
+    assert.equal(applied.slice(0, last), cluster.member(oldLeader).store.applied.slice(0, last), `${id} kept the committed entries`);
+  }
+}
+
 function voteResponses(messages: readonly Message[]): VoteResponse[] {
   return messages.filter((m): m is VoteResponse => m.type === 'voteResponse');
 }
@@ -58,15 +75,7 @@ test('stale candidate is not elected', () => {
   cluster.tick(100, [stale, rejoined]);
   assert.equal(cluster.leaders().filter((id) => id !== leader), [], 'no leader without the entries');
 
-  cluster.heal();
-  cluster.tick(100);
-  const leaderNow = cluster.electLeader();
-  const final = cluster.propose(leaderNow, ['s']);
-  for (const id of ids) {
-    const applied = cluster.member(id).store.applied;
-    assert.is(applied.length, final, `${id} applied everything`);
-    assert.equal(applied.slice(0, last), cluster.member(leader).store.applied.slice(0, last), `${id} kept the committed entries`);
-  }
+  assertKeptAfterHeal(cluster, leader, last);
 });
 
 test('rejoining member does not campaign', () => {
@@ -87,15 +96,7 @@ test('rejoining member does not campaign', () => {
   assert.equal(cluster.leaders().filter((id) => id !== leader), [], 'the empty members elect no leader');
   assert.ok(cluster.raft(rejoined).votesHeld(), 'the rejoined member still withholds its votes');
 
-  cluster.heal();
-  cluster.tick(100);
-  const leaderNow = cluster.electLeader();
-  const final = cluster.propose(leaderNow, ['s']);
-  for (const id of ids) {
-    const applied = cluster.member(id).store.applied;
-    assert.is(applied.length, final, `${id} applied everything`);
-    assert.equal(applied.slice(0, last), cluster.member(leader).store.applied.slice(0, last), `${id} kept the committed entries`);
-  }
+  assertKeptAfterHeal(cluster, leader, last);
 });
 
 test.run();
