@@ -9,6 +9,9 @@ import { joinNegativeValues } from '../util/negative-flag-values';
 import { countNoun } from './count-noun';
 import { renderHaproxyConfig } from './haproxy-config';
 
+/** Interval of the timer, which does nothing, that keeps `replog cluster` running until it is stopped. */
+const keepAliveIntervalMs = 2 ** 30;
+
 export const clusterHelp = `replog cluster: run a local cluster of members, behind HAProxy when installed
 
   --data DIR                    folder for the members' data and logs (default ./replog-data)
@@ -116,6 +119,11 @@ export async function run(argv: string[]): Promise<number> {
   printAddresses(cluster, haproxy);
   let stopping = false;
   watchMembers(cluster, () => stopping);
+  watchHaproxy(cluster, flags.dataDir, () => stopping);
+  // Signal listeners alone do not keep the process running, and once every
+  // member and HAProxy stopped nothing else would: the process would end
+  // without a word and leave cluster.pid behind.
+  const keepAlive = setInterval(() => {}, keepAliveIntervalMs);
   return new Promise((resolve) => {
     // A second signal while stopping is only reported. Ending this process early
     // would leave HAProxy running and the data folder marked as in use.
@@ -127,6 +135,7 @@ export async function run(argv: string[]): Promise<number> {
       stopping = true;
       console.log('\nstopping members and HAProxy...');
       cluster.stopAll().then(() => {
+        clearInterval(keepAlive);
         fs.rmSync(lockPath(flags.dataDir), { force: true });
         console.log(`stopped; data and logs are in ${flags.dataDir}`);
         resolve(0);
@@ -220,6 +229,19 @@ function watchMembers(cluster: LocalCluster, stopping: () => boolean): void {
       console.log('  (a member started by hand keeps running after Ctrl-C here; stop it with kill $!)');
     });
   }
+}
+
+/** Reports HAProxy exiting on its own, with the command that restarts it. */
+function watchHaproxy(cluster: LocalCluster, dataDir: string, stopping: () => boolean): void {
+  cluster.haproxyProcess?.once('exit', (code, signal) => {
+    if (stopping()) return;
+    const cause = signal ? `signal ${signal}` : `exit code ${code}`;
+    const dir = path.resolve(dataDir);
+    console.log(`
+HAProxy stopped (${cause}), so nothing answers on ${cluster.haproxyAddress}; restart it with:`);
+    console.log(`  haproxy -f ${path.join(dir, 'haproxy.cfg')} -db >> ${path.join(dir, 'haproxy.log')} 2>&1 &`);
+    console.log('  (HAProxy started by hand keeps running after Ctrl-C here; stop it with kill $!)');
+  });
 }
 
 /** Bytes read from the end of a member's log to find why it stopped. */

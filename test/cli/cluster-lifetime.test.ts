@@ -1,6 +1,8 @@
 // Members that `replog cluster` starts stop when the cluster process ends,
 // even when it is killed with SIGKILL and cannot stop them itself, and
-// Ctrl-C stops them with a closing line, also when pressed twice.
+// Ctrl-C stops them with a closing line, also when pressed twice. The
+// cluster process runs on when its members or HAProxy stop, and reports a
+// stopped HAProxy with the command that restarts it.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -89,6 +91,51 @@ test('second SIGINT waits for stop', async () => {
     assert.equal(pidsWithArgument(path.join(dir, 'n1')), [], 'no member process is left');
   } finally {
     cluster.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cluster outlives its stopped member', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
+  const [basePort] = await freePorts(1);
+  const env = { ...process.env, PATH: path.dirname(process.execPath) };
+  const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+  let stdout = '';
+  cluster.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => cluster.once('exit', (code) => resolve(code)));
+  try {
+    const logFile = path.join(dir, 'n1.log');
+    await waitFor(() => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('member started'), 'the member to start');
+    for (const pid of pidsWithArgument(path.join(dir, 'n1'))) process.kill(pid, 'SIGKILL');
+    await waitFor(() => stdout.includes('n1 stopped (signal SIGKILL)'), 'the report of the stopped member');
+    await sleep(1_000);
+    assert.is(cluster.exitCode, null, 'the cluster process still runs with no member left');
+    assert.ok(fs.existsSync(path.join(dir, 'cluster.pid')), 'the data folder is still marked as in use');
+    cluster.kill('SIGINT');
+    assert.is(await exited, 0);
+    assert.not.ok(fs.existsSync(path.join(dir, 'cluster.pid')), 'Ctrl-C clears the mark');
+  } finally {
+    cluster.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stopped HAProxy is reported', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
+  const [basePort] = await freePorts(1);
+  const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let stdout = '';
+  cluster.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const cfgPath = path.join(dir, 'haproxy.cfg');
+  try {
+    await waitFor(() => pidsWithArgument(cfgPath).length > 0, 'HAProxy to start');
+    for (const pid of pidsWithArgument(cfgPath)) process.kill(pid, 'SIGKILL');
+    await waitFor(() => stdout.includes('HAProxy stopped (signal SIGKILL)'), 'the report of the stopped HAProxy');
+    assert.match(stdout, `  haproxy -f ${cfgPath} -db >> ${path.join(dir, 'haproxy.log')} 2>&1 &`);
+  } finally {
+    cluster.kill('SIGINT');
+    await waitFor(() => cluster.exitCode !== null || cluster.signalCode !== null, 'the cluster to stop');
+    for (const pid of pidsWithArgument(cfgPath)) process.kill(pid, 'SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
