@@ -17,12 +17,9 @@ export function buildHttpServer(member: Member, log: Logger) {
   app.get('/healthz', async () => ({ ok: true }));
   app.get<{ Querystring: { lag?: string } }>('/readyz', async (request, reply) => {
     const lag = request.query.lag;
-    if (lag !== undefined && !/^\d{1,10}$/.test(lag)) {
-      return reply.code(400).send({ error: `invalid lag "${lag}": expected a whole number of entries from 0 to ${lagMax}` });
-    }
     const lagAllowed = lag === undefined ? 0 : Number(lag);
-    if (lagAllowed > lagMax) {
-      return reply.code(400).send({ error: `invalid lag ${lagAllowed}: at most ${lagMax} entries` });
+    if (lag !== undefined && (!/^\d{1,10}$/.test(lag) || lagAllowed > lagMax)) {
+      return reply.code(400).send({ error: `invalid lag "${lag}": expected a whole number of entries from 0 to ${lagMax}` });
     }
     const readiness = member.readiness(lagAllowed);
     return reply.code(readiness.ready ? 200 : 503).send(readiness);

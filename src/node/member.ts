@@ -1161,13 +1161,10 @@ export class Member extends EventEmitter {
   readiness(lagAllowed = 0): { ready: boolean; reason: string } {
     const core = this.raft.status();
     if (core.leaderId === null) return { ready: false, reason: 'no leader known' };
-    if (this.appliedIndex < core.commitIndex - lagAllowed) {
+    const committed = core.role === 'leader' ? core.commitIndex : Math.max(core.commitIndex, this.leaderIndexSeen);
+    if (this.appliedIndex < committed - lagAllowed) {
       const allowance = lagAllowed === 0 ? '' : ` by more than ${lagAllowed} entries`;
-      return { ready: false, reason: `applied index ${this.appliedIndex} is behind commit index ${core.commitIndex}${allowance}` };
-    }
-    if (core.role !== 'leader' && this.appliedIndex < this.leaderIndexSeen - lagAllowed) {
-      const allowance = lagAllowed === 0 ? '' : ` by more than ${lagAllowed} entries`;
-      return { ready: false, reason: `applied index ${this.appliedIndex} is behind the leader's commit index ${this.leaderIndexSeen}${allowance}` };
+      return { ready: false, reason: `applied index ${this.appliedIndex} is behind commit index ${committed}${allowance}` };
     }
     if (core.role !== 'leader' && this.leaderIndexSeen - this.appliedIndex > appendLagMax) {
       return { ready: false, reason: `applied index ${this.appliedIndex} is more than ${appendLagMax} entries behind the leader's ${this.leaderIndexSeen}` };

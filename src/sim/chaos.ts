@@ -92,8 +92,9 @@ export class ChaosSchedule {
     const victim = this.rng.pick(this.cluster.members);
     this.cluster.wipe(victim.id);
     const electionTimeoutMaxTicks = 2 * this.cluster.electionTimeoutTicks;
-    const earliest = this.tick + 2 * electionTimeoutMaxTicks + 1;
-    this.restartAt.set(victim.id, Math.max(this.restartAt.get(victim.id) ?? 0, earliest + this.rng.int(0, this.rates.downTicksMax)));
+    const downTicks = 2 * electionTimeoutMaxTicks + 1 + this.rng.int(0, this.rates.downTicksMax);
+    const restartAt = Math.max(this.restartAt.get(victim.id) ?? 0, this.tick + downTicks);
+    this.restartAt.set(victim.id, restartAt);
   }
 
   /** Has the leader, if any, hand its role to a random other member. */
