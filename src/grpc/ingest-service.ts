@@ -48,6 +48,8 @@ export function ingestServiceHandlers(
 ): grpc.UntypedServiceImplementation {
   const streams = new ShutdownListeners(shutdown);
   return {
+    // Most unary Append calls never get here: unary-append.ts serves them, and
+    // leaves grpc-js only the compressed ones and those with an unusual content type.
     Append: (call: grpc.ServerUnaryCall<AppendRequestWire, object>, callback: grpc.sendUnaryData<object>) => {
       const invalid = call.request.invalid;
       if (invalid) {

@@ -8,9 +8,10 @@ import { loadReplogPackage } from '../client/proto';
 import { writeFileDurablySync } from '../storage/durable-fs';
 import { raftLogFileName } from '../storage/raft-log';
 import { ingestServiceDefinition, ingestServiceHandlers } from '../grpc/ingest-service';
-import { memberServerOptions } from '../grpc/peer-link';
+import { grpcMessageBytesMax, memberServerOptions } from '../grpc/peer-link';
 import { peerServiceHandlers } from '../grpc/peer-service';
 import { PeerTransport } from '../grpc/peer-transport';
+import { routeUnaryAppend } from '../grpc/unary-append';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
@@ -69,7 +70,9 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
 
   const http = buildHttpServer(member, logger);
   try {
-    await bindGrpc(grpcServer, config.grpcAddress, '--grpc');
+    await bindGrpc(grpcServer, config.grpcAddress, '--grpc', (server) =>
+      routeUnaryAppend(server, (valueset) => member.append(valueset), grpcMessageBytesMax, logger),
+    );
     if (raftServer !== grpcServer) await bindGrpc(raftServer, config.raftAddress, '--raft');
     const { host, port } = splitHostPort(config.httpAddress);
     await http.listen({ host, port }).catch((err: Error) => {
@@ -129,12 +132,21 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
  * sets it on client sockets only. Without it a small reply can wait for the
  * peer's delayed ACK, up to 40 ms on Linux loopback.
  */
-function bindGrpc(server: grpc.Server, address: string, flag: string): Promise<number> {
+function bindGrpc(
+  server: grpc.Server,
+  address: string,
+  flag: string,
+  prepare: (server: http2.Http2Server) => void = () => undefined,
+): Promise<number> {
   // NOTE: grpc-js offers no option for this, so http2.createServer is wrapped
   // while bindAsync creates its listener; net.Server takes noDelay since Node 17.7.
+  // `prepare` is called with each HTTP/2 server before grpc-js adds its listeners.
   const createServer = http2.createServer;
-  const patched = (options: http2.ServerOptions, listener?: () => void): http2.Http2Server =>
-    createServer({ ...options, noDelay: true } as http2.ServerOptions, listener);
+  const patched = (options: http2.ServerOptions, listener?: () => void): http2.Http2Server => {
+    const created = createServer({ ...options, noDelay: true } as http2.ServerOptions, listener);
+    prepare(created);
+    return created;
+  };
   (http2 as { createServer: unknown }).createServer = patched;
   return new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {

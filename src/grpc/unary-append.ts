@@ -1,0 +1,207 @@
+// The unary Append call served straight from Node's HTTP/2 stream, without
+// grpc-js's per-call machinery. A unary call through grpc-js costs the member
+// that receives it about 75 µs of CPU before replog does anything, and about
+// 47 µs this way (BENCHMARKS.md, 2026-12-05 22:20 UTC). Append is the hot
+// path of every client that sends one message per call, so it gets its own
+// handler. grpc-js keeps every other method, and every Append call this file
+// does not fully understand: a compressed one, or one whose content type is
+// not gRPC's, is passed to grpc-js before a byte of it is read.
+import type * as http2 from 'node:http2';
+import { status } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { AppendResult } from '../node/waiters';
+import { decodeAppendRequest } from './append-request';
+import { toReplogError } from './errors';
+
+/** The HTTP/2 :path of the unary Append method. */
+export const appendPath = '/replog.v1.Ingest/Append';
+
+/** Bytes of the gRPC message prefix: a compressed flag and a 32-bit length. */
+const prefixBytes = 5;
+
+/** Appends one valueset; the promise rejects with a ReplogError or any error. */
+export type AppendFunction = (valueset: string) => Promise<AppendResult>;
+
+type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => void;
+
+/**
+ * Makes `server` hand unary Append calls to `append` before its other 'stream'
+ * listeners run. Call it on a server that grpc-js has not yet set up: the
+ * listener grpc-js adds later is wrapped, so it never sees a call taken here.
+ */
+export function routeUnaryAppend(server: http2.Http2Server, append: AppendFunction, messageBytesMax: number, log: Logger): void {
+  const on = server.on.bind(server) as (event: string | symbol, listener: (...args: never[]) => void) => http2.Http2Server;
+  const wrapped = (event: string | symbol, listener: (...args: never[]) => void): http2.Http2Server => {
+    if (event !== 'stream') return on(event, listener);
+    const grpcListener = listener as unknown as StreamListener;
+    return on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+      if (takesCall(headers)) serveAppend(stream, headers, append, messageBytesMax, log);
+      else grpcListener(stream, headers, ...rest);
+    });
+  };
+  server.on = wrapped as typeof server.on;
+  server.addListener = wrapped as typeof server.addListener;
+}
+
+/** Tells whether the call is a plain unary Append: gRPC content, no compression. */
+function takesCall(headers: http2.IncomingHttpHeaders): boolean {
+  if (headers[':path'] !== appendPath || headers[':method'] !== 'POST') return false;
+  const contentType = headers['content-type'];
+  if (contentType !== 'application/grpc' && contentType !== 'application/grpc+proto') return false;
+  const encoding = headers['grpc-encoding'];
+  return encoding === undefined || encoding === 'identity';
+}
+
+/** Reads one request message, appends it and replies, or replies with an error status. */
+function serveAppend(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  append: AppendFunction,
+  messageBytesMax: number,
+  log: Logger,
+): void {
+  // An error on the stream (a reset by the client) is followed by 'close', which is all that matters here.
+  stream.on('error', () => undefined);
+  let answered = false;
+  let deadline: NodeJS.Timeout | undefined;
+  const finish = (): boolean => {
+    if (answered) return false;
+    answered = true;
+    if (deadline !== undefined) clearTimeout(deadline);
+    return !stream.destroyed && !stream.closed;
+  };
+  const fail = (code: status, details: string): void => {
+    // Failures are part of normal operation (overload, elections), so they log at debug, as one line each.
+    log.debug({ code, err: details, client: stream.session?.socket?.remoteAddress }, 'append call failed');
+    if (finish()) sendStatusOnly(stream, code, details);
+  };
+  stream.once('close', () => finish());
+  const timeout = headers['grpc-timeout'];
+  if (timeout !== undefined) {
+    const ms = timeoutMs(timeout);
+    if (ms === null) {
+      fail(status.INTERNAL, `invalid grpc-timeout header "${timeout}": expected 1 to 8 digits and a unit of H, M, S, m, u or n`);
+      return;
+    }
+    deadline = setTimeout(() => fail(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
+  }
+
+  const chunks: Buffer[] = [];
+  let received = 0;
+  stream.on('data', (chunk: Buffer) => {
+    if (answered) return;
+    const before = received;
+    chunks.push(chunk);
+    received += chunk.length;
+    // The declared length is checked once, as soon as the prefix is in.
+    if (before < prefixBytes && received >= prefixBytes) {
+      const declared = (chunks.length === 1 ? chunk : Buffer.concat(chunks)).readUInt32BE(1);
+      if (declared > messageBytesMax) {
+        fail(status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs. ${messageBytesMax})`);
+        chunks.length = 0;
+      }
+    }
+  });
+  stream.on('end', () => {
+    if (answered) return;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const problem = framingProblem(body);
+    if (problem !== null) {
+      fail(problem.code, problem.details);
+      return;
+    }
+    const request = decodeAppendRequest(body.subarray(prefixBytes));
+    if (request.invalid) {
+      fail(request.invalid.code, request.invalid.message);
+      return;
+    }
+    append(request.valueset).then(
+      (result) => {
+        if (finish()) sendReply(stream, result);
+      },
+      (err: unknown) => {
+        const error = toReplogError(err);
+        fail(error.code, error.message);
+      },
+    );
+  });
+}
+
+/** Why `body` is not exactly one uncompressed gRPC message, or null when it is. */
+function framingProblem(body: Buffer): { code: status; details: string } | null {
+  if (body.length === 0) return { code: status.UNIMPLEMENTED, details: `Received no request message for unary method ${appendPath}` };
+  if (body.length < prefixBytes) {
+    return { code: status.INTERNAL, details: `the request ended inside the ${prefixBytes}-byte message prefix` };
+  }
+  const length = body.readUInt32BE(1);
+  if (body.length < prefixBytes + length) {
+    return { code: status.INTERNAL, details: `the request message declares ${length} bytes, but the call ended after ${body.length - prefixBytes}` };
+  }
+  if (body.length > prefixBytes + length) {
+    return { code: status.UNIMPLEMENTED, details: `Received a second request message for unary method ${appendPath}` };
+  }
+  if (body[0] !== 0) {
+    return { code: status.INTERNAL, details: 'the request message is marked compressed, but the call sent no grpc-encoding header' };
+  }
+  return null;
+}
+
+/** The grpc-timeout header in milliseconds, or null when it is malformed. */
+function timeoutMs(header: string | string[]): number | null {
+  const match = /^(\d{1,8})([HMSmun])$/.exec(String(header));
+  if (match === null) return null;
+  const scale = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 }[match[2] as 'H' | 'M' | 'S' | 'm' | 'u' | 'n'];
+  return Number(match[1]) * scale;
+}
+
+/** Sends the AppendReply and an OK status. */
+function sendReply(stream: http2.ServerHttp2Stream, result: AppendResult): void {
+  const body = encodeReply(result);
+  const frame = Buffer.allocUnsafe(prefixBytes + body.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(body.length, 1);
+  body.copy(frame, prefixBytes);
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-encoding': 'identity' }, { waitForTrailers: true });
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
+  stream.end(frame);
+}
+
+/** Ends the call with a status and no message, in one HEADERS frame ("trailers only"). */
+function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, details: string): void {
+  stream.respond(
+    { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': percentEncode(details) },
+    { endStream: true },
+  );
+}
+
+/**
+ * Encodes an AppendReply: field 1 (index) as a varint and field 2
+ * (duplicate) when true. Fields at their default are left out, as proto3 does.
+ */
+export function encodeReply(result: AppendResult): Buffer {
+  const bytes: number[] = [];
+  if (result.index > 0) {
+    bytes.push(0x08);
+    let value = result.index;
+    while (value >= 0x80) {
+      bytes.push((value % 0x80) | 0x80);
+      value = Math.floor(value / 0x80);
+    }
+    bytes.push(value);
+  }
+  if (result.duplicate) bytes.push(0x10, 1);
+  return Buffer.from(bytes);
+}
+
+/**
+ * Percent-encodes a grpc-message value as the gRPC HTTP/2 protocol asks:
+ * every byte of the UTF-8 text outside printable ASCII, and '%' itself.
+ */
+export function percentEncode(text: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(text)) return text;
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
