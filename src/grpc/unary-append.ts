@@ -161,8 +161,9 @@ function sendReply(stream: http2.ServerHttp2Stream, result: AppendResult): void 
   frame[0] = 0;
   frame.writeUInt32BE(body.length, 1);
   body.copy(frame, prefixBytes);
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-encoding': 'identity' }, { waitForTrailers: true });
-  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
+  // Only the fields that gRPC requires: every extra field is work for Node's header code on each call.
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
   stream.end(frame);
 }
 
