@@ -18,6 +18,8 @@ export const appendPath = '/replog.v1.Ingest/Append';
 
 /** Bytes of the gRPC message prefix: a compressed flag and a 32-bit length. */
 const prefixBytes = 5;
+/** Maximum delay of a Node.js timer, about 24.8 days. Node fires a timer set for longer after 1 ms. */
+const timerDelayMaxMs = 2 ** 31 - 1;
 
 /** Appends one valueset; the promise rejects with a ReplogError or any error. */
 export type AppendFunction = (valueset: string) => Promise<AppendResult>;
@@ -27,7 +29,7 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
 /**
  * Makes `server` hand unary Append calls to `append` before its other 'stream'
  * listeners run. Call it on a server that grpc-js has not yet set up: the
- * listener grpc-js adds later is wrapped, so it never sees a call taken here.
+ * listener grpc-js adds later is wrapped, so it never receives a call taken here.
  */
 export function routeUnaryAppend(server: http2.Http2Server, append: AppendFunction, messageBytesMax: number, log: Logger): void {
   const on = server.on.bind(server) as (event: string | symbol, listener: (...args: never[]) => void) => http2.Http2Server;
@@ -76,35 +78,35 @@ function serveAppend(
     if (finish()) sendStatusOnly(stream, code, details);
   };
   stream.once('close', () => finish());
-  const timeout = headers['grpc-timeout'];
-  if (timeout !== undefined) {
-    const ms = timeoutMs(timeout);
-    if (ms === null) {
-      fail(status.INTERNAL, `invalid grpc-timeout header "${timeout}": expected 1 to 8 digits and a unit of H, M, S, m, u or n`);
-      return;
-    }
-    deadline = setTimeout(() => fail(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
-  }
 
+  // After a failure the rest of the request is still read, and dropped, so
+  // that the client's flow-control window does not fill and stall its stream.
   const chunks: Buffer[] = [];
   let received = 0;
+  let declared = -1;
   stream.on('data', (chunk: Buffer) => {
     if (answered) return;
     const before = received;
     chunks.push(chunk);
     received += chunk.length;
-    // The declared length is checked once, as soon as the prefix is in.
     if (before < prefixBytes && received >= prefixBytes) {
-      const declared = (chunks.length === 1 ? chunk : Buffer.concat(chunks)).readUInt32BE(1);
+      declared = (chunks.length === 1 ? chunk : Buffer.concat(chunks)).readUInt32BE(1);
       if (declared > messageBytesMax) {
-        fail(status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs. ${messageBytesMax})`);
         chunks.length = 0;
+        fail(status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs. ${messageBytesMax})`);
+        return;
       }
+    }
+    // A byte past the one message starts a second one: fail now rather than buffer a body without end.
+    if (declared >= 0 && received > prefixBytes + declared) {
+      chunks.length = 0;
+      fail(status.UNIMPLEMENTED, `Received a second request message for unary method ${appendPath}`);
     }
   });
   stream.on('end', () => {
     if (answered) return;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    chunks.length = 0;
     const problem = framingProblem(body);
     if (problem !== null) {
       fail(problem.code, problem.details);
@@ -115,7 +117,14 @@ function serveAppend(
       fail(request.invalid.code, request.invalid.message);
       return;
     }
-    append(request.valueset).then(
+    let appended: Promise<AppendResult>;
+    try {
+      appended = append(request.valueset);
+    } catch (err) {
+      // A synchronous throw (a storage error in the duplicate lookup) must not escape the event handler.
+      appended = Promise.reject(err);
+    }
+    appended.then(
       (result) => {
         if (finish()) sendReply(stream, result);
       },
@@ -125,9 +134,19 @@ function serveAppend(
       },
     );
   });
+
+  const timeout = headers['grpc-timeout'];
+  if (timeout === undefined) return;
+  const ms = timeoutMs(timeout);
+  if (ms === null) {
+    fail(status.INTERNAL, `invalid grpc-timeout header "${timeout}": expected 1 to 8 digits and a unit of H, M, S, m, u or n`);
+  } else if (ms <= timerDelayMaxMs) {
+    deadline = setTimeout(() => fail(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
+  }
+  // A longer deadline gets no timer: setTimeout would fire at once instead.
 }
 
-/** Why `body` is not exactly one uncompressed gRPC message, or null when it is. */
+/** Returns why `body` is not exactly one uncompressed gRPC message, or null when it is. */
 function framingProblem(body: Buffer): { code: status; details: string } | null {
   if (body.length === 0) return { code: status.UNIMPLEMENTED, details: `Received no request message for unary method ${appendPath}` };
   if (body.length < prefixBytes) {
@@ -141,12 +160,12 @@ function framingProblem(body: Buffer): { code: status; details: string } | null 
     return { code: status.UNIMPLEMENTED, details: `Received a second request message for unary method ${appendPath}` };
   }
   if (body[0] !== 0) {
-    return { code: status.INTERNAL, details: 'the request message is marked compressed, but the call sent no grpc-encoding header' };
+    return { code: status.INTERNAL, details: 'the request message is marked compressed, but the call declares no compression (grpc-encoding missing or identity)' };
   }
   return null;
 }
 
-/** The grpc-timeout header in milliseconds, or null when it is malformed. */
+/** Converts a grpc-timeout header to milliseconds; returns null when it is malformed. */
 function timeoutMs(header: string | string[]): number | null {
   const match = /^(\d{1,8})([HMSmun])$/.exec(String(header));
   if (match === null) return null;
@@ -195,7 +214,7 @@ export function encodeReply(result: AppendResult): Buffer {
 }
 
 /**
- * Percent-encodes a grpc-message value as the gRPC HTTP/2 protocol asks:
+ * Percent-encodes a grpc-message value as the gRPC HTTP/2 protocol specifies:
  * every byte of the UTF-8 text outside printable ASCII, and '%' itself.
  */
 export function percentEncode(text: string): string {
