@@ -7,6 +7,8 @@ import * as path from 'node:path';
 
 /** Maximum time one test file may run before it is killed and counted failed. */
 const fileTimeoutMs = 10 * 60 * 1000;
+/** Time between the SIGTERM and the SIGKILL of a test file that ran too long. */
+const killGraceMs = 5000;
 
 function findTestFiles(dir: string): string[] {
   const found: string[] = [];
@@ -33,12 +35,16 @@ function runFile(file: string): Promise<FileResult> {
       output += chunk.toString();
       process.stdout.write(chunk);
     });
+    // SIGTERM first, so that the test process can stop the HAProxy it started (see e2e/harness.ts).
+    let killTimer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       console.error(`\n${file}: killed after ${fileTimeoutMs} ms`);
-      child.kill('SIGKILL');
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), killGraceMs);
     }, fileTimeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
+      clearTimeout(killTimer);
       const total = Number(/Total:\s+(\d+)/.exec(output)?.[1] ?? 0);
       const passed = Number(/Passed:\s+(\d+)/.exec(output)?.[1] ?? 0);
       let failed = total - passed;

@@ -149,8 +149,16 @@ export class LocalCluster {
     const cfgPath = path.join(this.options.dataDir, 'haproxy.cfg');
     fs.writeFileSync(cfgPath, configText);
     const out = fs.openSync(path.join(this.options.dataDir, 'haproxy.log'), 'a');
-    this.haproxy = spawn('haproxy', ['-f', cfgPath, '-db'], { stdio: ['ignore', out, out] });
+    const haproxy = spawn('haproxy', ['-f', cfgPath, '-db'], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
+    this.haproxy = haproxy;
+    // Members stop when their stdin pipe closes, and HAProxy reads no stdin, so it
+    // is stopped when this process exits, even on an uncaught exception.
+    const stopOnExit = (): void => {
+      haproxy.kill('SIGTERM');
+    };
+    process.on('exit', stopOnExit);
+    haproxy.once('exit', () => process.off('exit', stopOnExit));
     return true;
   }
 

@@ -19,6 +19,10 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
+// A test file that runs too long gets SIGTERM from test/run.ts. Exiting through
+// process.exit runs the 'exit' listener with which LocalCluster stops HAProxy.
+process.once('SIGTERM', () => process.exit(143));
+
 /** Fast timeouts so elections in tests take well under a second. */
 export const fastTimingArgs = ['--tick-ms', '10', '--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'];
 
