@@ -5,6 +5,9 @@ import * as path from 'node:path';
 import { stopOnStdinCloseVariable } from '../node/config';
 import { makeDirectoriesSync } from '../storage/durable-fs';
 
+/** File in the data folder with the pid of the HAProxy that startHaproxy started, while it runs. */
+export const haproxyPidFileName = 'haproxy.pid';
+
 /** Path of the compiled CLI entry point, from dist/src/cluster/. */
 export const cliPath = path.join(__dirname, '../cli/main.js');
 
@@ -152,6 +155,11 @@ export class LocalCluster {
     const haproxy = spawn('haproxy', ['-f', cfgPath, '-db'], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.haproxy = haproxy;
+    // HAProxy writes no pid file in foreground mode (-db), and a user whose
+    // `replog cluster` was killed needs the pid to stop the HAProxy left behind.
+    const pidPath = path.join(this.options.dataDir, haproxyPidFileName);
+    if (haproxy.pid !== undefined) fs.writeFileSync(pidPath, `${haproxy.pid}\n`);
+    haproxy.once('exit', () => fs.rmSync(pidPath, { force: true }));
     // Members stop when their stdin pipe closes, and HAProxy reads no stdin, so it
     // is stopped when this process exits, even on an uncaught exception.
     const stopOnExit = (): void => {

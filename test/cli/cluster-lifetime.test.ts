@@ -140,4 +140,48 @@ test('stopped HAProxy is reported', async () => {
   }
 });
 
+test('HAProxy pid file after kill -9', async () => {
+  // The README stops the HAProxy of a killed cluster with `kill $(cat DIR/haproxy.pid)`.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
+  const [basePort] = await freePorts(1);
+  const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { stdio: 'ignore' });
+  const cfgPath = path.join(dir, 'haproxy.cfg');
+  const pidPath = path.join(dir, 'haproxy.pid');
+  try {
+    await waitFor(() => pidsWithArgument(cfgPath).length > 0, 'HAProxy to start');
+    const [haproxyPid] = pidsWithArgument(cfgPath);
+    assert.is(fs.readFileSync(pidPath, 'utf8'), `${haproxyPid}\n`);
+    cluster.kill('SIGKILL');
+    await sleep(500);
+    assert.ok(processExists(haproxyPid!), 'HAProxy outlives a cluster killed with SIGKILL');
+    process.kill(Number(fs.readFileSync(pidPath, 'utf8')), 'SIGTERM');
+    await waitFor(() => pidsWithArgument(cfgPath).length === 0, 'HAProxy to stop');
+  } finally {
+    cluster.kill('SIGKILL');
+    for (const pid of pidsWithArgument(cfgPath)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('HAProxy pid file removed on stop', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
+  const [basePort] = await freePorts(1);
+  const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => cluster.once('exit', (code) => resolve(code)));
+  const cfgPath = path.join(dir, 'haproxy.cfg');
+  try {
+    // The member's start comes after HAProxy's and after the cluster's signal handlers are set.
+    const logFile = path.join(dir, 'n1.log');
+    await waitFor(() => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('member started'), 'the member to start');
+    assert.ok(fs.existsSync(path.join(dir, 'haproxy.pid')), 'the pid file exists while HAProxy runs');
+    cluster.kill('SIGINT');
+    assert.is(await exited, 0);
+    assert.not.ok(fs.existsSync(path.join(dir, 'haproxy.pid')), 'no pid file is left');
+  } finally {
+    cluster.kill('SIGKILL');
+    for (const pid of pidsWithArgument(cfgPath)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
