@@ -196,13 +196,21 @@ test('compressed call goes to grpc-js', async () => {
 });
 
 test('server deadline ends the call', async () => {
-  // A zero timeout fires on the next event loop turn, before a follower can
-  // acknowledge the entry, so the server's deadline is what ends this call.
+  // With the other members paused the entry cannot commit. The 100 ms
+  // deadline comes before the election timeout of 300 ms after which the
+  // member would give up leading, so the server's deadline ends this call.
+  const others = tc.cluster.members.filter((m) => m.grpc !== leaderAddress).map((m) => m.id);
   const valueset = `late-${Date.now()}`;
-  const late = await rawCall(frame(valueset), { 'grpc-timeout': '0m' });
+  for (const id of others) tc.cluster.pauseMember(id);
+  let late: RawOutcome;
+  try {
+    late = await rawCall(frame(valueset), { 'grpc-timeout': '100m' });
+  } finally {
+    for (const id of others) tc.cluster.resumeMember(id);
+  }
   expectStatus(late, grpc.status.DEADLINE_EXCEEDED, /Deadline exceeded/);
-  const resent = await rawCall(frame(valueset), { 'grpc-timeout': '10S' });
-  assert.is(resent.trailers['grpc-status'], '0');
+  const resent = await rawCall(frame(valueset), { 'grpc-timeout': '20S' });
+  assert.is(resent.trailers['grpc-status'], '0', String(resent.trailers['grpc-message']));
 });
 
 test.run();
