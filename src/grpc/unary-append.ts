@@ -30,6 +30,10 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
  * Makes `server` hand unary Append calls to `append` before its other 'stream'
  * listeners run. Call it on a server that grpc-js has not yet set up: the
  * listener grpc-js adds later is wrapped, so it never receives a call taken here.
+ * NOTE: this relies on grpc-js 1.14 adding its listener with server.on('stream').
+ * A version that adds it another way would serve every call itself, slower, and
+ * the framing cases of test/e2e/unary-append-wire.test.ts, whose messages are
+ * this file's own, would fail.
  */
 export function routeUnaryAppend(server: http2.Http2Server, append: AppendFunction, messageBytesMax: number, log: Logger): void {
   const on = server.on.bind(server) as (event: string | symbol, listener: (...args: never[]) => void) => http2.Http2Server;
