@@ -159,14 +159,16 @@ export class LocalCluster {
     // `replog cluster` was killed needs the pid to stop the HAProxy left behind.
     const pidPath = path.join(this.options.dataDir, haproxyPidFileName);
     if (haproxy.pid !== undefined) fs.writeFileSync(pidPath, `${haproxy.pid}\n`);
-    haproxy.once('exit', () => fs.rmSync(pidPath, { force: true }));
     // Members stop when their stdin pipe closes, and HAProxy reads no stdin, so it
     // is stopped when this process exits, even on an uncaught exception.
     const stopOnExit = (): void => {
       haproxy.kill('SIGTERM');
     };
     process.on('exit', stopOnExit);
-    haproxy.once('exit', () => process.off('exit', stopOnExit));
+    haproxy.once('exit', () => {
+      process.off('exit', stopOnExit);
+      fs.rmSync(pidPath, { force: true });
+    });
     return true;
   }
 

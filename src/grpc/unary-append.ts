@@ -1,7 +1,7 @@
 // The unary Append call served straight from Node's HTTP/2 stream, without
 // grpc-js's per-call machinery. A unary call through grpc-js costs the member
 // that receives it about 75 µs of CPU before replog does anything, and about
-// 47 µs this way (BENCHMARKS.md, 2026-12-05 22:20 UTC). Append is the hot
+// 47 µs this way (BENCHMARKS.md, section "2026-12-05 22:15-23:00 UTC"). Append is the hot
 // path of every client that sends one message per call, so it gets its own
 // handler. grpc-js keeps every other method, and every Append call this file
 // does not fully understand: a compressed one, or one whose content type is
@@ -20,8 +20,19 @@ export const appendPath = '/replog.v1.Ingest/Append';
 const prefixBytes = 5;
 /** Maximum delay of a Node.js timer, about 24.8 days. Node fires a timer set for longer after 1 ms. */
 const timerDelayMaxMs = 2 ** 31 - 1;
+/** Bytes of the longest AppendReply: a tag and an 8-byte varint of an index up to 2^53 - 1, then a tag and a bool. */
+const replyBytesMax = 1 + 8 + 2;
+/** Milliseconds per unit of the grpc-timeout header. */
+const timeoutUnitMs: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };
+/**
+ * Response headers and trailers of a successful call, only the fields that gRPC
+ * requires, because every extra field is work for Node's header code on each
+ * call. Node copies them before use, so one frozen object serves every call.
+ */
+const okHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc+proto' });
+const okTrailers = Object.freeze({ 'grpc-status': '0' });
 
-/** Appends one valueset; the promise rejects with a ReplogError or any error. */
+/** Function that appends one valueset. Its promise rejects with a ReplogError or any other error. */
 export type AppendFunction = (valueset: string) => Promise<AppendResult>;
 
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => void;
@@ -49,7 +60,7 @@ export function routeUnaryAppend(server: http2.Http2Server, append: AppendFuncti
   server.addListener = wrapped as typeof server.addListener;
 }
 
-/** Tells whether the call is a plain unary Append: gRPC content, no compression. */
+/** Returns whether the call is a plain unary Append: gRPC content, no compression. */
 function takesCall(headers: http2.IncomingHttpHeaders): boolean {
   if (headers[':path'] !== appendPath || headers[':method'] !== 'POST') return false;
   const contentType = headers['content-type'];
@@ -78,7 +89,7 @@ function serveAppend(
   };
   const fail = (code: status, details: string): void => {
     // Failures are part of normal operation (overload, elections), so they log at debug, as one line each.
-    log.debug({ code, err: details, client: stream.session?.socket?.remoteAddress }, 'append call failed');
+    if (log.isLevelEnabled('debug')) log.debug({ code, err: details, client: stream.session?.socket?.remoteAddress }, 'append call failed');
     if (finish()) sendStatusOnly(stream, code, details);
   };
   stream.once('close', () => finish());
@@ -150,7 +161,10 @@ function serveAppend(
   // A longer deadline gets no timer: setTimeout would fire at once instead.
 }
 
-/** Returns why `body` is not exactly one uncompressed gRPC message, or null when it is. */
+/**
+ * Returns why `body` is not one whole uncompressed gRPC message, or null when
+ * it is. Bytes past the message never get here: the 'data' listener fails the call at the first.
+ */
 function framingProblem(body: Buffer): { code: status; details: string } | null {
   if (body.length === 0) return { code: status.UNIMPLEMENTED, details: `Received no request message for unary method ${appendPath}` };
   if (body.length < prefixBytes) {
@@ -160,34 +174,28 @@ function framingProblem(body: Buffer): { code: status; details: string } | null 
   if (body.length < prefixBytes + length) {
     return { code: status.INTERNAL, details: `the request message declares ${length} bytes, but the call ended after ${body.length - prefixBytes}` };
   }
-  if (body.length > prefixBytes + length) {
-    return { code: status.UNIMPLEMENTED, details: `Received a second request message for unary method ${appendPath}` };
-  }
   if (body[0] !== 0) {
     return { code: status.INTERNAL, details: 'the request message is marked compressed, but the call declares no compression (grpc-encoding missing or identity)' };
   }
   return null;
 }
 
-/** Converts a grpc-timeout header to milliseconds; returns null when it is malformed. */
+/** Converts a grpc-timeout header to milliseconds, or returns null when it is malformed. */
 function timeoutMs(header: string | string[]): number | null {
   const match = /^(\d{1,8})([HMSmun])$/.exec(String(header));
   if (match === null) return null;
-  const scale = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 }[match[2] as 'H' | 'M' | 'S' | 'm' | 'u' | 'n'];
-  return Number(match[1]) * scale;
+  return Number(match[1]) * timeoutUnitMs[match[2]!]!;
 }
 
 /** Sends the AppendReply and an OK status. */
 function sendReply(stream: http2.ServerHttp2Stream, result: AppendResult): void {
-  const body = encodeReply(result);
-  const frame = Buffer.allocUnsafe(prefixBytes + body.length);
+  const frame = Buffer.allocUnsafe(prefixBytes + replyBytesMax);
+  const length = writeReply(result, frame, prefixBytes);
   frame[0] = 0;
-  frame.writeUInt32BE(body.length, 1);
-  body.copy(frame, prefixBytes);
-  // Only the fields that gRPC requires: every extra field is work for Node's header code on each call.
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
-  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-  stream.end(frame);
+  frame.writeUInt32BE(length, 1);
+  stream.respond(okHeaders, { waitForTrailers: true });
+  stream.once('wantTrailers', () => stream.sendTrailers(okTrailers));
+  stream.end(frame.subarray(0, prefixBytes + length));
 }
 
 /** Ends the call with a status and no message, in one HEADERS frame ("trailers only"). */
@@ -198,23 +206,34 @@ function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, details: 
   );
 }
 
-/**
- * Encodes an AppendReply: field 1 (index) as a varint and field 2
- * (duplicate) when true. Fields at their default are left out, as proto3 does.
- */
+/** Encodes an AppendReply into a Buffer of its own. */
 export function encodeReply(result: AppendResult): Buffer {
-  const bytes: number[] = [];
+  const bytes = Buffer.allocUnsafe(replyBytesMax);
+  return bytes.subarray(0, writeReply(result, bytes, 0));
+}
+
+/**
+ * Writes an AppendReply into `target` at `offset` and returns its length:
+ * field 1 (index) as a varint and field 2 (duplicate) when true. Fields at
+ * their default are left out, as proto3 does. It is encoded by hand, because
+ * the proto loader's encoder builds a message object per reply.
+ */
+function writeReply(result: AppendResult, target: Buffer, offset: number): number {
+  let at = offset;
   if (result.index > 0) {
-    bytes.push(0x08);
+    target[at++] = 0x08;
     let value = result.index;
     while (value >= 0x80) {
-      bytes.push((value % 0x80) | 0x80);
+      target[at++] = (value % 0x80) | 0x80;
       value = Math.floor(value / 0x80);
     }
-    bytes.push(value);
+    target[at++] = value;
   }
-  if (result.duplicate) bytes.push(0x10, 1);
-  return Buffer.from(bytes);
+  if (result.duplicate) {
+    target[at++] = 0x10;
+    target[at++] = 1;
+  }
+  return at - offset;
 }
 
 /**

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { freePorts, processExists } from '../../src/cluster/local-cluster';
+import { freePorts, haproxyPidFileName, processExists } from '../../src/cluster/local-cluster';
 
 const mainScript = path.join(__dirname, '../../src/cli/main.js');
 /** How long the member gets to start, and to stop after the cluster process died. */
@@ -140,47 +140,59 @@ test('stopped HAProxy is reported', async () => {
   }
 });
 
-test('HAProxy pid file after kill -9', async () => {
-  // The README stops the HAProxy of a killed cluster with `kill $(cat DIR/haproxy.pid)`.
+/** A `replog cluster` of one member behind HAProxy, started in a new temp folder. */
+interface ClusterRun {
+  readonly dir: string;
+  readonly cluster: ReturnType<typeof spawn>;
+  readonly cfgPath: string;
+  readonly pidPath: string;
+}
+
+/** Starts `replog cluster --size 1` in a new temp folder, with HAProxy when installed. */
+async function startClusterWithHaproxy(): Promise<ClusterRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
   const [basePort] = await freePorts(1);
   const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { stdio: 'ignore' });
-  const cfgPath = path.join(dir, 'haproxy.cfg');
-  const pidPath = path.join(dir, 'haproxy.pid');
+  return { dir, cluster, cfgPath: path.join(dir, 'haproxy.cfg'), pidPath: path.join(dir, haproxyPidFileName) };
+}
+
+/** Kills the cluster process and any HAProxy of its folder, then removes the folder. */
+function removeCluster(run: ClusterRun): void {
+  run.cluster.kill('SIGKILL');
+  for (const pid of pidsWithArgument(run.cfgPath)) process.kill(pid, 'SIGKILL');
+  fs.rmSync(run.dir, { recursive: true, force: true });
+}
+
+test('HAProxy pid file after kill -9', async () => {
+  // The README stops the HAProxy of a killed cluster with `kill $(cat DIR/haproxy.pid)`.
+  const run = await startClusterWithHaproxy();
   try {
-    await waitFor(() => pidsWithArgument(cfgPath).length > 0, 'HAProxy to start');
-    const [haproxyPid] = pidsWithArgument(cfgPath);
-    assert.is(fs.readFileSync(pidPath, 'utf8'), `${haproxyPid}\n`);
-    cluster.kill('SIGKILL');
+    await waitFor(() => pidsWithArgument(run.cfgPath).length > 0, 'HAProxy to start');
+    const [haproxyPid] = pidsWithArgument(run.cfgPath);
+    assert.is(fs.readFileSync(run.pidPath, 'utf8'), `${haproxyPid}\n`);
+    run.cluster.kill('SIGKILL');
     await sleep(500);
     assert.ok(processExists(haproxyPid!), 'HAProxy outlives a cluster killed with SIGKILL');
-    process.kill(Number(fs.readFileSync(pidPath, 'utf8')), 'SIGTERM');
-    await waitFor(() => pidsWithArgument(cfgPath).length === 0, 'HAProxy to stop');
+    process.kill(Number(fs.readFileSync(run.pidPath, 'utf8')), 'SIGTERM');
+    await waitFor(() => pidsWithArgument(run.cfgPath).length === 0, 'HAProxy to stop');
   } finally {
-    cluster.kill('SIGKILL');
-    for (const pid of pidsWithArgument(cfgPath)) process.kill(pid, 'SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeCluster(run);
   }
 });
 
 test('HAProxy pid file removed on stop', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
-  const [basePort] = await freePorts(1);
-  const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((resolve) => cluster.once('exit', (code) => resolve(code)));
-  const cfgPath = path.join(dir, 'haproxy.cfg');
+  const run = await startClusterWithHaproxy();
+  const exited = new Promise<number | null>((resolve) => run.cluster.once('exit', (code) => resolve(code)));
   try {
     // The member's start comes after HAProxy's and after the cluster's signal handlers are set.
-    const logFile = path.join(dir, 'n1.log');
+    const logFile = path.join(run.dir, 'n1.log');
     await waitFor(() => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('member started'), 'the member to start');
-    assert.ok(fs.existsSync(path.join(dir, 'haproxy.pid')), 'the pid file exists while HAProxy runs');
-    cluster.kill('SIGINT');
+    assert.ok(fs.existsSync(run.pidPath), 'the pid file exists while HAProxy runs');
+    run.cluster.kill('SIGINT');
     assert.is(await exited, 0);
-    assert.not.ok(fs.existsSync(path.join(dir, 'haproxy.pid')), 'no pid file is left');
+    assert.not.ok(fs.existsSync(run.pidPath), 'no pid file is left');
   } finally {
-    cluster.kill('SIGKILL');
-    for (const pid of pidsWithArgument(cfgPath)) process.kill(pid, 'SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeCluster(run);
   }
 });
 

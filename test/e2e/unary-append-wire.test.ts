@@ -172,7 +172,7 @@ test('cancelled call leaves member serving', async () => {
   stream.on('error', () => undefined);
   stream.end(frame(valueset));
   stream.close(http2.constants.NGHTTP2_CANCEL);
-  // The append may or may not have been stored; either way a resend succeeds.
+  // The append may or may not have been stored. Either way a resend succeeds.
   const outcome = await rawCall(frame(valueset));
   assert.is(outcome.trailers['grpc-status'], '0');
   assert.ok(decodeReply(outcome.body.subarray(5)).index > 0);

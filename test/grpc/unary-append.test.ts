@@ -9,7 +9,7 @@ import { encodeReply, percentEncode } from '../../src/grpc/unary-append';
 const ingest = (loadReplogPackage()['Ingest'] as grpc.ServiceClientConstructor).service;
 const decodeReply = ingest['Append']!.responseDeserialize as (bytes: Buffer) => { index: number | string; duplicate: boolean };
 
-test('replies decode as the proto says', () => {
+test('replies decode with the proto', () => {
   for (const index of [0, 1, 127, 128, 300, 2 ** 31, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) {
     for (const duplicate of [false, true]) {
       const decoded = decodeReply(encodeReply({ index, duplicate }));
