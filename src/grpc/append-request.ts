@@ -7,6 +7,7 @@
 import { isUtf8 } from 'node:buffer';
 import { status } from '@grpc/grpc-js';
 import { ReplogError } from './errors';
+import { scanFields, wireLengthDelimited } from './protobuf-fields';
 
 /** A decoded AppendRequest, or why the request bytes are not a valid one. */
 export interface AppendRequestWire {
@@ -14,18 +15,9 @@ export interface AppendRequestWire {
   readonly invalid: ReplogError | null;
 }
 
-const wireVarint = 0;
-const wireFixed64 = 1;
-const wireLengthDelimited = 2;
-const wireFixed32 = 5;
 /** Field number of `valueset` in `message AppendRequest`. */
 const valuesetField = 1;
-
-/** A varint and the offset just after it. */
-interface Varint {
-  readonly value: number;
-  readonly next: number;
-}
+const appendRequestFields = { [valuesetField]: { name: 'valueset', wireType: wireLengthDelimited } };
 
 /**
  * Decodes an AppendRequest. Unknown fields are skipped, and of several
@@ -35,61 +27,21 @@ interface Varint {
  */
 export function decodeAppendRequest(bytes: Buffer): AppendRequestWire {
   let valueset: Buffer | null = null;
-  let offset = 0;
-  while (offset < bytes.length) {
-    const key = readVarint(bytes, offset);
-    if (key === null) return malformed(`the field key at byte ${offset} is cut off or longer than 5 bytes`);
-    const field = Math.floor(key.value / 8);
-    const wireType = key.value % 8;
-    offset = key.next;
-    if (field === valuesetField && wireType !== wireLengthDelimited) {
-      return malformed(`field 1 (valueset) has wire type ${wireType}; expected 2 (length-delimited)`);
-    }
-    if (wireType === wireVarint) {
-      const skipped = readVarint(bytes, offset, 10);
-      if (skipped === null) return malformed(`the varint of field ${field} at byte ${offset} is cut off`);
-      offset = skipped.next;
-    } else if (wireType === wireFixed64 || wireType === wireFixed32) {
-      offset += wireType === wireFixed64 ? 8 : 4;
-      if (offset > bytes.length) return malformed(`field ${field} runs past the end of the ${bytes.length}-byte message`);
-    } else if (wireType === wireLengthDelimited) {
-      const length = readVarint(bytes, offset);
-      if (length === null) return malformed(`the length of field ${field} at byte ${offset} is cut off or longer than 5 bytes`);
-      const end = length.next + length.value;
-      if (end > bytes.length) {
-        return malformed(`field ${field} declares ${length.value} bytes, but the ${bytes.length}-byte message ends first`);
-      }
-      if (field === valuesetField) valueset = bytes.subarray(length.next, end);
-      offset = end;
-    } else {
-      return malformed(`field ${field} has wire type ${wireType}, which proto3 messages do not use`);
-    }
-  }
-  if (valueset === null) return { valueset: '', invalid: null };
-  if (!isUtf8(valueset)) {
+  const problem = scanFields(bytes, appendRequestFields, (_field, start, end) => {
+    valueset = bytes.subarray(start, end);
+    return null;
+  });
+  if (problem !== null) return malformed(problem);
+  // TypeScript does not follow the assignment in the callback.
+  const found = valueset as Buffer | null;
+  if (found === null) return { valueset: '', invalid: null };
+  if (!isUtf8(found)) {
     return {
       valueset: '',
       invalid: new ReplogError(status.INVALID_ARGUMENT, 'invalid valueset: its bytes are not valid UTF-8; send text encoded as UTF-8'),
     };
   }
-  return { valueset: valueset.toString('utf8'), invalid: null };
-}
-
-/**
- * Reads an unsigned varint of at most `bytesMax` bytes at `offset`; returns
- * null when it is cut off or longer. Five bytes hold any 32-bit value.
- */
-function readVarint(bytes: Buffer, offset: number, bytesMax = 5): Varint | null {
-  let value = 0;
-  let scale = 1;
-  for (let i = 0; i < bytesMax; i++) {
-    const byte = bytes[offset + i];
-    if (byte === undefined) return null;
-    value += (byte & 0x7f) * scale;
-    if (byte < 0x80) return { value, next: offset + i + 1 };
-    scale *= 128;
-  }
-  return null;
+  return { valueset: found.toString('utf8'), invalid: null };
 }
 
 function malformed(reason: string): AppendRequestWire {

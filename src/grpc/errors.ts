@@ -55,6 +55,11 @@ export const errors = {
       status.RESOURCE_EXHAUSTED,
       `overloaded: ${pending} appends in progress, the limit is ${max}; retry after a short back-off`,
     ),
+  overloadedBytes: (pendingBytes: number, bytes: number, max: number) =>
+    new ReplogError(
+      status.RESOURCE_EXHAUSTED,
+      `overloaded: ${pendingBytes} bytes of valuesets in progress and ${bytes} more in this append, the limit is ${max}; retry after a short back-off`,
+    ),
   handingOver: () =>
     new ReplogError(status.UNAVAILABLE, 'the leader is handing over its role and stored nothing; retry is safe'),
   committedCatchingUp: (index: number, appliedIndex: number) =>

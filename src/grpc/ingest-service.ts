@@ -4,33 +4,41 @@ import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
 import { decodeAppendRequest, type AppendRequestWire } from './append-request';
 import { errors, ReplogError, toReplogError } from './errors';
+import { decodeReadRequest, type ReadRequestWire } from './read-request';
 import { failStream, waitForDrain } from './server-stream';
-interface ReadRequestWire {
-  readonly fromIndex: number;
-  readonly limit: number;
-  readonly follow: boolean;
-}
 interface MessageWire {
   readonly index: number;
   readonly valueset: string;
   readonly receivedAtMs: number;
 }
 
-/** Requests received on one AppendStream without a reply yet, before the stream is paused. */
+/**
+ * Requests read on one AppendStream whose reply has not reached the client's
+ * connection yet, before the stream is paused. A reply counts until grpc-js
+ * has written it to the HTTP/2 stream, so a client that stops reading its
+ * replies stops the reading of its requests too, through HTTP/2 flow control.
+ */
 const streamInflightMax = 8192;
+/** UTF-16 code units of the valuesets of those requests, before the stream is paused. */
+const streamInflightCharsMax = 8 * 1024 * 1024;
 /** Rows read from SQLite per step of a Read stream. */
 const readPageSize = 1000;
 
 /**
- * Returns the Ingest service definition with the strict AppendRequest decoder
- * of append-request.ts in place of the proto loader's.
+ * Returns the Ingest service definition with the strict request decoders of
+ * append-request.ts and read-request.ts in place of the proto loader's.
  */
 export function ingestServiceDefinition(loaded: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...loaded };
-  for (const name of ['Append', 'AppendStream']) {
+  const decoders: [string, (bytes: Buffer) => unknown][] = [
+    ['Append', decodeAppendRequest],
+    ['AppendStream', decodeAppendRequest],
+    ['Read', decodeReadRequest],
+  ];
+  for (const [name, decode] of decoders) {
     const method = definition[name];
     if (!method) throw new Error(`the Ingest service has no ${name} method; check proto/replog.proto`);
-    definition[name] = { ...method, requestDeserialize: decodeAppendRequest };
+    definition[name] = { ...method, requestDeserialize: decode };
   }
   return definition as grpc.ServiceDefinition;
 }
@@ -103,7 +111,13 @@ class ShutdownListeners {
   }
 }
 
-/** Replies to each request in request order, pausing the stream while too many are open. */
+/**
+ * Replies to each request in request order. The stream is paused while too
+ * many requests, or too many of their bytes, wait for an append or for their
+ * reply to be written. Requests that fail at once (an empty valueset, say)
+ * count too: a client that sends them without reading the replies would
+ * otherwise make the member keep every reply in memory.
+ */
 function handleAppendStream(
   member: Member,
   call: grpc.ServerDuplexStream<AppendRequestWire, object>,
@@ -111,6 +125,7 @@ function handleAppendStream(
 ): void {
   let tail: Promise<void> = Promise.resolve();
   let inflight = 0;
+  let inflightChars = 0;
   let paused = false;
   let closing = false;
   const forget = streams.add(() => {
@@ -121,11 +136,24 @@ function handleAppendStream(
       if (!call.cancelled) failStream(call, error.code, error.message);
     });
   });
+  // Pauses at either bound and resumes below half of both, so that a stream at a bound does not flip on every reply.
+  const updateFlow = (): void => {
+    if (closing) return;
+    if (!paused && (inflight >= streamInflightMax || inflightChars >= streamInflightCharsMax)) {
+      paused = true;
+      call.pause();
+    } else if (paused && inflight < streamInflightMax / 2 && inflightChars < streamInflightCharsMax / 2) {
+      paused = false;
+      call.resume();
+    }
+  };
   call.on('cancelled', forget);
   call.on('data', (request: AppendRequestWire) => {
     // A request read after shutdown began gets no reply; the client resends it after the UNAVAILABLE status.
     if (closing) return;
+    const chars = request.invalid ? 0 : request.valueset.length;
     inflight++;
+    inflightChars += chars;
     const appended = request.invalid ? Promise.reject(request.invalid) : member.append(request.valueset);
     const outcome = appended.then(
       (result) => ({ index: result.index, duplicate: result.duplicate, code: 0, error: '' }),
@@ -134,19 +162,17 @@ function handleAppendStream(
         return { index: 0, duplicate: false, code: error.code, error: error.message };
       },
     );
+    const written = (): void => {
+      inflight--;
+      inflightChars -= chars;
+      updateFlow();
+    };
     tail = tail.then(async () => {
       const reply = await outcome;
-      inflight--;
-      if (!call.cancelled) call.write(reply);
-      if (paused && !closing && inflight < streamInflightMax / 2) {
-        paused = false;
-        call.resume();
-      }
+      if (call.cancelled) written();
+      else call.write(reply, written);
     });
-    if (inflight >= streamInflightMax && !paused) {
-      paused = true;
-      call.pause();
-    }
+    updateFlow();
   });
   call.on('end', () => {
     void tail.then(() => {
@@ -163,7 +189,8 @@ async function handleRead(
   call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>,
   streams: ShutdownListeners,
 ): Promise<void> {
-  const { fromIndex, limit, follow } = call.request;
+  const { fromIndex, limit, follow, invalid } = call.request;
+  if (invalid) throw invalid;
   checkReadRequest(fromIndex, limit);
   let next = Math.max(1, fromIndex);
   let remaining = limit === 0 ? Infinity : limit;

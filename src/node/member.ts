@@ -118,6 +118,8 @@ export class Member extends EventEmitter {
   private readonly proposals = new ProposalWaiters();
   private readonly appliedWaiters = new AppliedIndexWaiters();
   private readonly inflightByValueset = new Map<string, Promise<AppendResult>>();
+  /** UTF-8 bytes of the valuesets in inflightByValueset. */
+  private pendingBytes = 0;
   private proposalQueue: QueuedProposal[] = [];
   private softState: SoftState;
   /** Hard state as last written to the Raft log, and the newest one from the core. */
@@ -428,10 +430,18 @@ export class Member extends EventEmitter {
       this.metrics.proposalsFailed.inc({ code: 'RESOURCE_EXHAUSTED' });
       return Promise.reject(errors.overloaded(this.inflightByValueset.size, this.config.pendingAppendsMax));
     }
+    // Large valuesets reach the byte bound long before the count bound: 50,000 of 64 KiB would be 3.2 GB.
+    const bytes = Buffer.byteLength(valueset, 'utf8');
+    if (this.pendingBytes + bytes > this.config.pendingBytesMax) {
+      this.metrics.proposalsFailed.inc({ code: 'RESOURCE_EXHAUSTED' });
+      return Promise.reject(errors.overloadedBytes(this.pendingBytes, bytes, this.config.pendingBytesMax));
+    }
     const promise = this.route(valueset, forwarded);
     this.inflightByValueset.set(valueset, promise);
+    this.pendingBytes += bytes;
     const forget = (): void => {
       this.inflightByValueset.delete(valueset);
+      this.pendingBytes -= bytes;
     };
     promise.then(forget, (err: unknown) => {
       forget();
@@ -1124,6 +1134,7 @@ export class Member extends EventEmitter {
     m.lastLogIndex.set(s.lastLogIndex);
     m.snapshotIndex.set(this.snapshotIndex);
     m.pendingAppends.set(this.inflightByValueset.size);
+    m.pendingBytes.set(this.pendingBytes);
   }
 
   /** Returns the /status document: role, term, indexes, message count, digest and peers. */

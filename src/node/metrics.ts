@@ -31,6 +31,7 @@ export class MemberMetrics {
   readonly snapshotIndex = this.gauge('replog_snapshot_index', 'Index of the newest snapshot, 0 when none');
   readonly messageCount = this.gauge('replog_messages', 'Messages stored in the message store');
   readonly pendingAppends = this.gauge('replog_pending_appends', 'Appends accepted and not yet replied to');
+  readonly pendingBytes = this.gauge('replog_pending_bytes', 'UTF-8 bytes of the valuesets of the appends accepted and not yet replied to');
 
   readonly proposalsCommitted = this.counter('replog_proposals_committed_total', 'Appends this member proposed that committed and applied');
   readonly proposalsFailed = this.counter('replog_proposals_failed_total', 'Appends that failed, by gRPC status code name', ['code']);

@@ -30,6 +30,15 @@ test('batch delay defaults and bounds', () => {
   assert.is(usageErrorOf([...base, '--batch-delay-ms', '0.5'], {}), 'invalid --batch-delay-ms "0.5": expected an integer from 0 to 1000');
 });
 
+test('pending bytes defaults and bounds', () => {
+  assert.is(parseMemberConfig(base, {}).pendingBytesMax, 64 * 1024 * 1024);
+  assert.is(parseMemberConfig(base, { REPLOG_PENDING_BYTES_MAX: '65536' }).pendingBytesMax, 65536);
+  assert.is(
+    usageErrorOf([...base, '--pending-bytes-max', '65535'], {}),
+    'invalid --pending-bytes-max "65535": expected an integer from 65536 to 1099511627776',
+  );
+});
+
 test('rejoin flag and variable', () => {
   const three = [...base.slice(0, -1), 'n1=127.0.0.1:7002,n2=127.0.0.1:7012,n3=127.0.0.1:7022'];
   assert.is(parseMemberConfig(three, {}).rejoin, false);

@@ -97,6 +97,35 @@ test('malformed messages are rejected', async () => {
   );
 });
 
+/** Sends raw bytes as one Read call; resolves with the messages' count or the error. */
+function readRaw(body: Buffer): Promise<number | grpc.ServiceError> {
+  return new Promise((resolve) => {
+    const call = raw.makeServerStreamRequest('/replog.v1.Ingest/Read', identity, identity, body, { deadline: Date.now() + 10_000 });
+    let count = 0;
+    call.on('data', () => count++);
+    call.on('error', (err: grpc.ServiceError) => resolve(err));
+    call.on('end', () => resolve(count));
+  });
+}
+
+test('malformed Read requests are rejected', async () => {
+  for (const [body, detail] of [
+    [Buffer.from([0x0a, 0xff, 0xff, 0xff]), /field 1 \(from_index\) has wire type 2; expected 0 \(varint\)/],
+    [Buffer.from([0x08, 0xff, 0xff, 0xff]), /the varint of field 1 at byte 1 is cut off/],
+    [Buffer.from([0x10, 0x05, 0x1a, 0x01, 0x41]), /field 3 \(follow\) has wire type 2; expected 0 \(varint\)/],
+    [Buffer.from([0x08, 0x01, 0x22, 0x05, 0x41]), /field 4 declares 5 bytes, but the 5-byte message ends first/],
+  ] as const) {
+    const result = await readRaw(body);
+    assert.ok(result instanceof Error, `rejected, got ${String(result)}`);
+    assert.is((result as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT, (result as grpc.ServiceError).details);
+    assert.match((result as grpc.ServiceError).details, detail);
+  }
+  for (const i of [1, 2, 3]) assert.not.ok((await appendRaw(request(Buffer.from(`read-limit-${i}-${Date.now()}`)))) instanceof Error);
+  // from_index 1, and limit 2 as a 10-byte varint whose low 32 bits are 2.
+  const limited = await readRaw(Buffer.from([0x08, 0x01, 0x10, 0x82, 0x80, 0x80, 0x80, 0xf0, 0xff, 0xff, 0xff, 0xff, 0x01]));
+  assert.is(limited, 2, 'limit keeps the low 32 bits of a longer varint');
+});
+
 test('oversized valuesets are rejected', async () => {
   await expectInvalid(request(Buffer.alloc(100_000, 'v')), /100000 UTF-8 bytes is over the limit of 65536/);
   const huge = await appendRaw(request(Buffer.alloc(grpcMessageBytesMax + 1, 'h')));

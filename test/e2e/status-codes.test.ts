@@ -4,12 +4,14 @@
 import { status } from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, startCluster, waitForLeader, type TestCluster } from './harness';
+import { connect, startCluster, waitFor, waitForLeader, type TestCluster } from './harness';
 
 let tc: TestCluster;
 
 test.before(async () => {
-  tc = await startCluster({ memberArgs: ['--pending-appends-max', '20', '--append-timeout-ms', '1500'] });
+  tc = await startCluster({
+    memberArgs: ['--pending-appends-max', '20', '--pending-bytes-max', '100000', '--append-timeout-ms', '1500'],
+  });
 });
 
 test.after(async () => {
@@ -56,6 +58,21 @@ test('no quorum gives UNAVAILABLE or DEADLINE_EXCEEDED, overload RESOURCE_EXHAUS
 
   const deadlineCode = await codeOf(client.append('no-quorum-short-deadline', 300));
   assert.is(deadlineCode, status.DEADLINE_EXCEEDED, 'the client deadline passes first');
+
+  // 60,000 bytes wait for a quorum, so 60,000 more pass --pending-bytes-max 100000.
+  const large = client.append(`large-1-${'x'.repeat(60_000)}`, 10_000);
+  const largeCode = codeOf(large);
+  await waitFor('the large append to be pending', async () => {
+    const metrics = await (await fetch(`http://${survivor.http}/metrics`)).text();
+    return Number(/^replog_pending_bytes (\d+)$/m.exec(metrics)?.[1] ?? 0) >= 60_000;
+  });
+  const rejected = await client.append(`large-2-${'x'.repeat(60_000)}`, 10_000).then(
+    () => null,
+    (err: { code: number; message: string }) => err,
+  );
+  assert.is(rejected?.code, status.RESOURCE_EXHAUSTED, 'an append past the byte bound is rejected');
+  assert.match(rejected?.message ?? '', /bytes of valuesets in progress and 60008 more in this append, the limit is 100000;/);
+  assert.is(await largeCode, status.UNAVAILABLE, 'the append within the bound times out without a quorum');
 
   const codes = await Promise.all(Array.from({ length: 60 }, (_, i) => codeOf(client.append(`overload-${i}`, 10_000))));
   const exhausted = codes.filter((c) => c === status.RESOURCE_EXHAUSTED).length;
