@@ -99,6 +99,15 @@ test('decode accepts the safe integer bounds', () => {
   }
 });
 
+test('encode writes times as signed 64-bit integers', () => {
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  for (const time of [max, -max, 2n ** 32n, 2n ** 32n - 1n, -(2n ** 32n), -(2n ** 32n) - 1n, 2n ** 31n, -1n, 0n]) {
+    const record = { valueset: 'v', receivedAtMs: Number(time) };
+    assert.equal(Buffer.from(encodeMessage(record)), dataWithTime(time), String(time));
+    assert.equal(encodeMessageBatch([record])[0], dataWithTime(time), String(time));
+  }
+});
+
 test('decode rejects times beyond the safe integers', () => {
   const max = BigInt(Number.MAX_SAFE_INTEGER);
   for (const time of [max + 1n, -max - 1n, max + 2n, 2n ** 63n - 1n, -(2n ** 63n)]) {
