@@ -21,6 +21,18 @@ const healthCheck = { intervalMs: 1_000, fallCount: 2, riseCount: 1, timeoutMs: 
 const serverIdPattern = /^[a-z0-9-]{1,32}$/;
 
 /**
+ * Lines of the frontend that let clients call the Ingest service only. The
+ * Peer service shares each member's --grpc port unless --raft moves it, so a
+ * call to it through HAProxy could forge Raft messages. A denied call fails
+ * with PERMISSION_DENIED (HTTP 403).
+ */
+const ingestOnlyLines = [
+  '    # Only the Ingest service: the Peer service (Raft frames, forwarded',
+  '    # appends, snapshots) is for members, which reach each other directly.',
+  '    http-request deny if !{ path_beg /replog.v1.Ingest/ }',
+];
+
+/**
  * Render an HAProxy configuration that spreads gRPC calls over the members,
  * round robin per call (HTTP mode, HTTP/2 on both sides), and takes a member
  * out of rotation while `GET /healthz` on its HTTP port fails. Throws on an
@@ -31,7 +43,12 @@ export function renderHaproxyConfig(options: HaproxyConfigOptions): string {
   const bind = formatAddress(parseHostPort(options.bindGrpc));
   const sections = [
     globalAndDefaultsSection(),
-    ['frontend replog_grpc', `    bind ${bind} proto h2`, '    default_backend replog_members'],
+    [
+      'frontend replog_grpc',
+      `    bind ${bind} proto h2`,
+      ...ingestOnlyLines,
+      '    default_backend replog_members',
+    ],
     backendSection(options.members),
   ];
   if (options.statsBind !== undefined) {

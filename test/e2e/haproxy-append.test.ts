@@ -1,5 +1,6 @@
 // 5,000 appends with duplicates through a real HAProxy in front of three real
 // members: every member ends with the same messages, count and digest.
+import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { digestStep, initialDigest } from '../../src/storage/digest';
@@ -56,6 +57,23 @@ test('read on the receiving member right after an append returns it', async () =
     client.close();
     assert.equal(found, [`read-your-write-${m.id}`], `${m.id} has applied its own append before replying`);
   }
+});
+
+test('Peer calls through HAProxy are denied', async () => {
+  const raw = new grpc.Client(tc.target, grpc.credentials.createInsecure());
+  const identity = (bytes: Buffer): Buffer => bytes;
+  const code = await new Promise<number>((resolve) => {
+    const call = raw.makeServerStreamRequest('/replog.v1.Peer/FetchSnapshot', identity, identity, Buffer.alloc(0), { deadline: Date.now() + 5000 });
+    call.on('data', () => undefined);
+    call.on('error', (err: grpc.ServiceError) => resolve(err.code));
+    call.on('end', () => resolve(grpc.status.OK));
+  });
+  raw.close();
+  assert.is(code, grpc.status.PERMISSION_DENIED, 'HAProxy answers 403, which gRPC reads as PERMISSION_DENIED');
+  const client = connect(tc.target);
+  const reply = await client.append('after-a-denied-peer-call', 5000);
+  client.close();
+  assert.ok(reply.index > 0, 'Ingest calls still pass');
 });
 
 test('invalid valuesets are rejected with INVALID_ARGUMENT', async () => {
