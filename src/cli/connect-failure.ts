@@ -30,7 +30,8 @@ export async function connectFailureMessage(target: string, deadlineMs: number):
   if (open.length > 0) {
     return (
       `${open.join(', ')} accepted a connection but did not answer as a gRPC server within ${deadlineMs} ms; ` +
-      `check that --target names members' --grpc addresses or HAProxy, not --http addresses`
+      "check that --target names members' --grpc addresses or HAProxy, not --http addresses, " +
+      "and that the server there is not paused or at its connection limit (HAProxy's maxconn)"
     );
   }
   return `failed to connect to ${target} within ${deadlineMs} ms; check --target and that a member listens there`;

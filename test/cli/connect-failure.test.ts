@@ -21,6 +21,7 @@ test('HTTP port is named as not gRPC', async () => {
   const message = await connectFailureMessage(target, 1500);
   await new Promise((resolve) => server.close(resolve));
   assert.match(message, /accepted a connection but did not answer as a gRPC server within 1500 ms/);
+  assert.match(message, /not paused or at its connection limit/, 'a full HAProxy looks the same, so the message names it');
 });
 
 test('scheme targets are not probed', async () => {
