@@ -1,9 +1,11 @@
-// The AppendReply encoder and the grpc-message encoder of the unary Append
-// handler, checked against the proto loader's decoder and URI decoding.
+// The AppendReply encoders of the unary Append handler and of AppendStream,
+// and the grpc-message encoder, checked against the proto loader's encoder
+// and decoder and URI decoding.
 import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadReplogPackage } from '../../src/client/proto';
+import { encodeStreamReply } from '../../src/grpc/ingest-service';
 import { encodeReply, percentEncode } from '../../src/grpc/unary-append';
 
 const ingest = (loadReplogPackage()['Ingest'] as grpc.ServiceClientConstructor).service;
@@ -18,6 +20,24 @@ test('replies decode with the proto', () => {
     }
   }
   assert.is(encodeReply({ index: 0, duplicate: false }).length, 0, 'default fields are left out');
+});
+
+test('stream replies decode like the proto encoder output', () => {
+  const encodeProto = ingest['AppendStream']!.responseSerialize as (reply: object) => Buffer;
+  const decodeProto = ingest['AppendStream']!.responseDeserialize as (bytes: Buffer) => object;
+  for (const reply of [
+    { index: 0, duplicate: false, code: 0, error: '' },
+    { index: 1, duplicate: false, code: 0, error: '' },
+    { index: 2 ** 40 + 3, duplicate: true, code: 0, error: '' },
+    { index: 0, duplicate: false, code: 3, error: 'invalid valueset: empty' },
+    { index: 0, duplicate: false, code: 8, error: 'overloaded: naïve ✓ '.repeat(20) },
+    { index: 0, duplicate: false, code: 14, error: '' },
+  ]) {
+    const decoded = decodeProto(encodeStreamReply(reply)) as { index: unknown; duplicate: boolean; code: number; error: string };
+    assert.equal(decoded, decodeProto(encodeProto(reply)), JSON.stringify(reply));
+    assert.equal([String(decoded.index), decoded.duplicate, decoded.code, decoded.error], [String(reply.index), reply.duplicate, reply.code, reply.error]);
+  }
+  assert.is(encodeStreamReply({ index: 0, duplicate: false, code: 0, error: '' }).length, 0, 'default fields are left out');
 });
 
 test('status details survive percent-encoding', () => {
