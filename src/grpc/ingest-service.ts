@@ -13,15 +13,18 @@ interface MessageWire {
   readonly receivedAtMs: number;
 }
 
-/**
- * Requests read on one AppendStream whose reply has not reached the client's
- * connection yet, before the stream is paused. A reply counts until grpc-js
- * has written it to the HTTP/2 stream, so a client that stops reading its
- * replies stops the reading of its requests too, through HTTP/2 flow control.
- */
+/** Requests received on one AppendStream without a reply yet, before the stream is paused. */
 const streamInflightMax = 8192;
 /** UTF-16 code units of the valuesets of those requests, before the stream is paused. */
 const streamInflightCharsMax = 8 * 1024 * 1024;
+/**
+ * Replies of one AppendStream that wait for the client to read them, at
+ * which the stream fails with RESOURCE_EXHAUSTED: about 10 MB of a member's
+ * memory. Pausing the stream instead would hang it behind HAProxy, which
+ * then stops reading the client's whole connection, window updates
+ * included, so the replies could never drain.
+ */
+const streamUnreadRepliesMax = 65_536;
 /** Rows read from SQLite per step of a Read stream. */
 const readPageSize = 1000;
 
@@ -148,11 +151,12 @@ class ShutdownListeners {
 }
 
 /**
- * Replies to each request in request order. The stream is paused while too
- * many requests, or too many of their bytes, wait for an append or for their
- * reply to be written. Requests that fail at once (an empty valueset, say)
- * count too: a client that sends them without reading the replies would
- * otherwise make the member keep every reply in memory.
+ * Replies to each request in request order, pausing the stream while too many
+ * requests, or too many of their bytes, wait for their append. A client that
+ * stops reading its replies while it sends (requests that fail at once, such
+ * as empty valuesets, need no append) gets RESOURCE_EXHAUSTED once
+ * streamUnreadRepliesMax replies wait for it, and its later requests are read
+ * and dropped.
  */
 function handleAppendStream(
   member: Member,
@@ -162,19 +166,23 @@ function handleAppendStream(
   let tail: Promise<void> = Promise.resolve();
   let inflight = 0;
   let inflightChars = 0;
+  /** Replies handed to grpc-js whose write has not completed, because the client has not read them. */
+  let unread = 0;
   let paused = false;
   let closing = false;
+  /** Set once the stream failed because its client fell too far behind. */
+  let overrun = false;
   const forget = streams.add(() => {
     closing = true;
     call.pause();
     void tail.then(() => {
       const error = errors.shuttingDown();
-      if (!call.cancelled) failStream(call, error.code, error.message);
+      if (!call.cancelled && !overrun) failStream(call, error.code, error.message);
     });
   });
   // Pauses at either bound and resumes below half of both, so that a stream at a bound does not flip on every reply.
   const updateFlow = (): void => {
-    if (closing) return;
+    if (closing || overrun) return;
     if (!paused && (inflight >= streamInflightMax || inflightChars >= streamInflightCharsMax)) {
       paused = true;
       call.pause();
@@ -183,10 +191,24 @@ function handleAppendStream(
       call.resume();
     }
   };
+  const failOverrun = (): void => {
+    overrun = true;
+    forget();
+    failStream(
+      call,
+      grpc.status.RESOURCE_EXHAUSTED,
+      `${unread} replies wait for the client to read them, the limit is ${streamUnreadRepliesMax}; read the replies while sending requests`,
+    );
+    // Dropped requests are still read, so that a proxy in front is never held up by this stream.
+    if (paused) {
+      paused = false;
+      call.resume();
+    }
+  };
   call.on('cancelled', forget);
   call.on('data', (request: AppendRequestWire) => {
     // A request read after shutdown began gets no reply; the client resends it after the UNAVAILABLE status.
-    if (closing) return;
+    if (closing || overrun) return;
     const chars = request.invalid ? 0 : request.valueset.length;
     inflight++;
     inflightChars += chars;
@@ -198,21 +220,23 @@ function handleAppendStream(
         return { index: 0, duplicate: false, code: error.code, error: error.message };
       },
     );
-    const written = (): void => {
+    tail = tail.then(async () => {
+      const reply = await outcome;
       inflight--;
       inflightChars -= chars;
       updateFlow();
-    };
-    tail = tail.then(async () => {
-      const reply = await outcome;
-      if (call.cancelled) written();
-      else call.write(reply, written);
+      if (call.cancelled || overrun) return;
+      unread++;
+      call.write(reply, () => {
+        unread--;
+      });
+      if (unread >= streamUnreadRepliesMax) failOverrun();
     });
     updateFlow();
   });
   call.on('end', () => {
     void tail.then(() => {
-      if (closing) return;
+      if (closing || overrun) return;
       forget();
       call.end();
     });

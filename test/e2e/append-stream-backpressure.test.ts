@@ -1,94 +1,157 @@
-// An AppendStream client that sends requests without reading its replies, on a
-// real member. The member stops reading the stream once 8,192 replies wait to
-// be written, so HTTP/2 flow control stops the client, and every request still
-// gets its reply once the client reads again.
+// AppendStream clients that send requests without reading their replies, on a
+// real member and through a real HAProxy. A member keeps at most 65,536
+// unread replies of one stream, then fails it with RESOURCE_EXHAUSTED and
+// drops its later requests. A client that falls behind less gets every reply,
+// also through HAProxy, and its other calls go on meanwhile.
 import * as http2 from 'node:http2';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, startCluster, waitForLeader, type TestCluster } from './harness';
+import { startCluster, waitForLeader, type TestCluster } from './harness';
 
-const appendStreamPath = '/replog.v1.Ingest/AppendStream';
-/** Empty AppendRequest messages per write: each is a 5-byte gRPC prefix with no body, rejected at once. */
-const requestsPerWrite = 1000;
-/** Requests after which the client gives up waiting for the member to stop reading. */
-const requestsMax = 2_000_000;
-/** Time without 'drain' after which the client counts its stream as stopped by the member. */
-const stallMs = 2000;
+const streamHeaders = { ':method': 'POST', ':path': '/replog.v1.Ingest/AppendStream', 'content-type': 'application/grpc', te: 'trailers' };
+/** Time without 'drain' after which a client counts its stream as stopped. */
+const stallMs = 5000;
 
 let tc: TestCluster;
-let session: http2.ClientHttp2Session;
+let memberAddress: string;
 
 test.before(async () => {
-  tc = await startCluster({ size: 1, haproxy: false });
+  tc = await startCluster({ size: 1, haproxy: true });
   const leader = await waitForLeader(tc.cluster);
-  session = http2.connect(`http://${tc.cluster.member(leader.id).grpc}`);
-  session.on('error', () => undefined);
+  memberAddress = tc.cluster.member(leader.id).grpc;
 });
 
 test.after(async () => {
-  session?.close();
   await tc.close();
 });
 
-/** Resolves true when `stream` emits 'drain' within `ms`, false otherwise. */
-function drained(stream: http2.ClientHttp2Stream, ms: number): Promise<boolean> {
+function varint(value: number): Buffer {
+  const out: number[] = [];
+  while (value > 127) {
+    out.push((value % 128) | 128);
+    value = Math.floor(value / 128);
+  }
+  out.push(value);
+  return Buffer.from(out);
+}
+
+/** Returns the gRPC frame of an AppendRequest; an empty valueset leaves the message empty. */
+function requestFrame(valueset: string): Buffer {
+  const bytes = Buffer.from(valueset, 'utf8');
+  const message = bytes.length === 0 ? bytes : Buffer.concat([Buffer.from([0x0a]), varint(bytes.length), bytes]);
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+/** Writes `frames` to `stream` without reading; returns false when the stream stopped taking them. */
+async function writeAll(stream: http2.ClientHttp2Stream, frames: readonly Buffer[]): Promise<boolean> {
+  for (const frame of frames) {
+    if (stream.write(frame)) continue;
+    const drained = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), stallMs);
+      stream.once('drain', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!drained) return false;
+  }
+  return true;
+}
+
+/** Reads the rest of `stream` after ending it; returns the replies' codes (field 3) and the trailers. */
+async function readToEnd(stream: http2.ClientHttp2Stream): Promise<{ codes: number[]; trailers: http2.IncomingHttpHeaders }> {
+  const codes: number[] = [];
+  let pending: Buffer = Buffer.alloc(0);
+  stream.on('data', (chunk: Buffer) => {
+    pending = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      const message = pending.subarray(5, 5 + pending.readUInt32BE(1));
+      // A failed append's reply starts with field 3 (code), a one-byte varint for every status code.
+      codes.push(message[0] === 0x18 ? message[1]! : 0);
+      pending = pending.subarray(5 + message.length);
+    }
+  });
+  const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => {
+    stream.once('trailers', resolve);
+    // A hung stream gets no trailers: report it instead of waiting for the runner's limit.
+    setTimeout(() => resolve({ 'grpc-status': 'none after 20 s' }), 20_000).unref();
+  });
+  stream.resume();
+  stream.end();
+  return { codes, trailers: await trailers };
+}
+
+/** Sends one unary Append on `session` and resolves with its grpc-status, or 'timeout'. */
+function unaryStatus(session: http2.ClientHttp2Session, valueset: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve) => {
+    const stream = session.request({ ...streamHeaders, ':path': '/replog.v1.Ingest/Append' });
     const timer = setTimeout(() => {
-      stream.off('drain', onDrain);
-      resolve(false);
-    }, ms);
-    const onDrain = (): void => {
+      stream.close();
+      resolve('timeout');
+    }, timeoutMs);
+    let status = 'none';
+    stream.on('error', () => undefined);
+    stream.on('data', () => undefined);
+    // A trailers-only reply carries its status in the response headers.
+    stream.on('response', (headers) => {
+      if (headers['grpc-status'] !== undefined) status = String(headers['grpc-status']);
+    });
+    stream.on('trailers', (trailers) => {
+      status = String(trailers['grpc-status']);
+    });
+    stream.on('end', () => {
       clearTimeout(timer);
-      resolve(true);
-    };
-    stream.once('drain', onDrain);
+      resolve(status);
+    });
+    stream.end(requestFrame(valueset));
   });
 }
 
-/** Counts the gRPC messages in `chunks` of a response body, carrying a partial prefix over in `state`. */
-function countMessages(state: { pending: Buffer; count: number }, chunk: Buffer): void {
-  let buffer = state.pending.length > 0 ? Buffer.concat([state.pending, chunk]) : chunk;
-  while (buffer.length >= 5) {
-    const length = buffer.readUInt32BE(1);
-    if (buffer.length < 5 + length) break;
-    state.count++;
-    buffer = buffer.subarray(5 + length);
-  }
-  state.pending = buffer;
-}
-
-test('a client that reads no replies is stopped, then gets them all', async () => {
-  const stream = session.request({ ':method': 'POST', ':path': appendStreamPath, 'content-type': 'application/grpc', te: 'trailers' });
+test('a client that reads no replies gets RESOURCE_EXHAUSTED', async () => {
+  const session = http2.connect(`http://${memberAddress}`);
+  session.on('error', () => undefined);
+  const stream = session.request(streamHeaders);
   stream.on('error', () => undefined);
   stream.pause();
-  const batch = Buffer.alloc(5 * requestsPerWrite);
-  let sent = 0;
-  let stalled = false;
-  while (sent < requestsMax) {
-    sent += requestsPerWrite;
-    if (stream.write(batch)) continue;
-    if (!(await drained(stream, stallMs))) {
-      stalled = true;
-      break;
-    }
-  }
-  assert.ok(stalled, `the member read all ${sent} requests without its replies being read`);
-  assert.ok(sent < 200_000, `the member read ${sent} requests before it stopped`);
+  // Empty valuesets fail at once, so only the unread replies can stop the member.
+  const batch = Buffer.concat(Array.from({ length: 1000 }, () => requestFrame('')));
+  const sent = await writeAll(stream, Array.from({ length: 100 }, () => batch));
+  assert.ok(sent, 'the member keeps reading, and drops requests once the stream failed');
+  const { codes, trailers } = await readToEnd(stream);
+  session.close();
+  assert.is(trailers['grpc-status'], '8', `RESOURCE_EXHAUSTED: ${String(trailers['grpc-message'])}`);
+  assert.match(decodeURIComponent(String(trailers['grpc-message'])), /65536 replies wait for the client to read them, the limit is 65536/);
+  assert.ok(codes.length >= 65_536, `${codes.length} replies before the status: at least the unread ones`);
+  assert.ok(codes.length < 100_000, `${codes.length} replies before the status: fewer than the requests`);
+  assert.ok(codes.every((code) => code === 3), 'every reply is the INVALID_ARGUMENT of an empty valueset');
+});
 
-  // The member still serves other clients meanwhile.
-  const client = connect(tc.cluster.members[0]!.grpc);
-  const other = await client.append('beside-a-stalled-stream', 5000);
-  client.close();
-  assert.ok(other.index > 0, 'an append beside the stalled stream is stored');
-
-  const replies = { pending: Buffer.alloc(0), count: 0 };
-  const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('trailers', resolve));
-  stream.on('data', (chunk: Buffer) => countMessages(replies, chunk));
-  stream.resume();
-  stream.end();
-  const status = await trailers;
-  assert.is(status['grpc-status'], '0', 'the stream ends with OK');
-  assert.is(replies.count, sent, 'every request got a reply');
+test('a client behind HAProxy gets every reply once it reads', async () => {
+  const session = http2.connect(`http://${tc.target}`);
+  session.on('error', () => undefined);
+  const stream = session.request(streamHeaders);
+  stream.on('error', () => undefined);
+  stream.pause();
+  // 30,000 unread replies: a member that paused the stream for them hung it,
+  // because HAProxy then stopped reading the whole client connection.
+  const batch = Buffer.concat(Array.from({ length: 1000 }, () => requestFrame('')));
+  const sent = await writeAll(stream, Array.from({ length: 30 }, () => batch));
+  assert.ok(sent, 'HAProxy and the member take all 30,000 requests');
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  // Another client's Append passes meanwhile; one on this client's own
+  // connection would wait, because the replies this client leaves unread
+  // fill its connection's HTTP/2 window.
+  const other = http2.connect(`http://${tc.target}`);
+  other.on('error', () => undefined);
+  assert.is(await unaryStatus(other, `behind-haproxy-${Date.now()}`, 10_000), '0', "another client's Append completes meanwhile");
+  other.close();
+  const { codes, trailers } = await readToEnd(stream);
+  session.close();
+  assert.is(trailers['grpc-status'], '0', `OK: ${String(trailers['grpc-message'])}`);
+  assert.is(codes.length, 30_000, 'every request got a reply');
+  assert.ok(codes.every((code) => code === 3), 'every reply is the INVALID_ARGUMENT of an empty valueset');
 });
 
 test.run();
