@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import * as http2 from 'node:http2';
 import { parseFlags, parseIntegerFlag, FlagError, invalidFlagsExitCode } from '../src/cli/client-flags';
+import { appendRequestFrame } from '../src/grpc/append-request';
 import { valuesetBytesMax } from '../src/storage/codec';
 
 const streamsDefault = 8;
@@ -36,25 +37,6 @@ interface Settings {
   readonly durationS: number;
   readonly pids: number[];
   readonly metrics: string | null;
-}
-
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  while (value > 127) {
-    out.push((value % 128) | 128);
-    value = Math.floor(value / 128);
-  }
-  out.push(value);
-  return Buffer.from(out);
-}
-
-/** Returns one gRPC message frame of an AppendRequest with `valueset`. */
-function requestFrame(valueset: string): Buffer {
-  const bytes = Buffer.from(valueset, 'utf8');
-  const message = Buffer.concat([Buffer.from([0x0a]), varint(bytes.length), bytes]);
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(message.length, 1);
-  return Buffer.concat([prefix, message]);
 }
 
 /** Returns field 3 (code) of an AppendReply, 0 when absent. */
@@ -122,7 +104,7 @@ async function run(settings: Settings): Promise<void> {
       while (!stream.destroyed) {
         const valueset = `flood-${process.pid}-${String(sequence++).padStart(12, '0')}-${padding}`.slice(0, settings.valueBytes);
         sent++;
-        if (!stream.write(requestFrame(valueset))) return;
+        if (!stream.write(appendRequestFrame(valueset))) return;
       }
     };
     stream.on('drain', pump);

@@ -7,7 +7,7 @@
 import { isUtf8 } from 'node:buffer';
 import { status } from '@grpc/grpc-js';
 import { ReplogError } from './errors';
-import { scanFields, wireLengthDelimited } from './protobuf-fields';
+import { encodeVarint, grpcFrame, scanFields, wireLengthDelimited } from './protobuf-fields';
 
 /** A decoded AppendRequest, or why the request bytes are not a valid one. */
 export interface AppendRequestWire {
@@ -49,4 +49,14 @@ function malformed(reason: string): AppendRequestWire {
     valueset: '',
     invalid: new ReplogError(status.INVALID_ARGUMENT, `invalid AppendRequest: ${reason}; send a protobuf message as in proto/replog.proto`),
   };
+}
+
+/**
+ * Returns the gRPC frame of an AppendRequest with `valueset`, for clients that
+ * write HTTP/2 streams themselves. An empty valueset gives an empty message.
+ */
+export function appendRequestFrame(valueset: string): Buffer {
+  const bytes = Buffer.from(valueset, 'utf8');
+  if (bytes.length === 0) return grpcFrame(bytes);
+  return grpcFrame(Buffer.concat([Buffer.from([0x0a]), encodeVarint(bytes.length), bytes]));
 }

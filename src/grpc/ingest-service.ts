@@ -4,6 +4,7 @@ import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
 import { decodeAppendRequest, type AppendRequestWire } from './append-request';
 import { errors, ReplogError, toReplogError } from './errors';
+import { encodeVarint } from './protobuf-fields';
 import { decodeReadRequest, type ReadRequestWire } from './read-request';
 import { failStream, waitForDrain } from './server-stream';
 import { encodeReply } from './unary-append';
@@ -46,19 +47,9 @@ export function encodeStreamReply(reply: StreamReplyWire): Buffer {
   if (reply.code === 0 && reply.error === '') return result;
   const error = Buffer.from(reply.error, 'utf8');
   const parts = [result];
-  if (reply.code !== 0) parts.push(Buffer.from([0x18]), varint(reply.code));
-  if (error.length > 0) parts.push(Buffer.from([0x22]), varint(error.length), error);
+  if (reply.code !== 0) parts.push(Buffer.from([0x18]), encodeVarint(reply.code));
+  if (error.length > 0) parts.push(Buffer.from([0x22]), encodeVarint(error.length), error);
   return Buffer.concat(parts);
-}
-
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  out.push(value);
-  return Buffer.from(out);
 }
 
 /**

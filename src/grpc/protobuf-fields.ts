@@ -116,3 +116,21 @@ function readVarint(bytes: Buffer, offset: number, bytesMax = 5): Varint | null 
   }
   return null;
 }
+
+/** Encodes `value`, a non-negative safe integer, as a protobuf varint. */
+export function encodeVarint(value: number): Buffer {
+  const out: number[] = [];
+  while (value >= 0x80) {
+    out.push((value % 0x80) | 0x80);
+    value = Math.floor(value / 0x80);
+  }
+  out.push(value);
+  return Buffer.from(out);
+}
+
+/** Returns `message` as one uncompressed gRPC message frame: a zero flag byte, its length, then the message. */
+export function grpcFrame(message: Buffer): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}

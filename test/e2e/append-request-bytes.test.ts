@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadReplogPackage } from '../../src/client/proto';
 import { grpcMessageBytesMax } from '../../src/grpc/peer-link';
+import { encodeVarint } from '../../src/grpc/protobuf-fields';
 import { connect, startCluster, waitForLeader, type TestCluster } from './harness';
 
 interface AppendReply {
@@ -41,17 +42,7 @@ test.after(async () => {
 
 /** Encodes field 1 (valueset) as length-delimited with `declaredLength`, followed by `bytes`. */
 function request(bytes: Buffer, declaredLength = bytes.length): Buffer {
-  return Buffer.concat([Buffer.from([0x0a]), varint(declaredLength), bytes]);
-}
-
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  while (value > 127) {
-    out.push((value % 128) | 128);
-    value = Math.floor(value / 128);
-  }
-  out.push(value);
-  return Buffer.from(out);
+  return Buffer.concat([Buffer.from([0x0a]), encodeVarint(declaredLength), bytes]);
 }
 
 /** Sends raw bytes as one Append call; resolves with the reply or the error. */

@@ -6,6 +6,7 @@
 import * as http2 from 'node:http2';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { appendRequestFrame } from '../../src/grpc/append-request';
 import { startCluster, waitForLeader, type TestCluster } from './harness';
 
 const streamHeaders = { ':method': 'POST', ':path': '/replog.v1.Ingest/AppendStream', 'content-type': 'application/grpc', te: 'trailers' };
@@ -24,25 +25,6 @@ test.before(async () => {
 test.after(async () => {
   await tc.close();
 });
-
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  while (value > 127) {
-    out.push((value % 128) | 128);
-    value = Math.floor(value / 128);
-  }
-  out.push(value);
-  return Buffer.from(out);
-}
-
-/** Returns the gRPC frame of an AppendRequest; an empty valueset leaves the message empty. */
-function requestFrame(valueset: string): Buffer {
-  const bytes = Buffer.from(valueset, 'utf8');
-  const message = bytes.length === 0 ? bytes : Buffer.concat([Buffer.from([0x0a]), varint(bytes.length), bytes]);
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(message.length, 1);
-  return Buffer.concat([prefix, message]);
-}
 
 /** Writes `frames` to `stream` without reading; returns false when the stream stopped taking them. */
 async function writeAll(stream: http2.ClientHttp2Stream, frames: readonly Buffer[]): Promise<boolean> {
@@ -105,7 +87,7 @@ function unaryStatus(session: http2.ClientHttp2Session, valueset: string, timeou
       clearTimeout(timer);
       resolve(status);
     });
-    stream.end(requestFrame(valueset));
+    stream.end(appendRequestFrame(valueset));
   });
 }
 
@@ -116,7 +98,7 @@ test('a client that reads no replies gets RESOURCE_EXHAUSTED', async () => {
   stream.on('error', () => undefined);
   stream.pause();
   // Empty valuesets fail at once, so only the unread replies can stop the member.
-  const batch = Buffer.concat(Array.from({ length: 1000 }, () => requestFrame('')));
+  const batch = Buffer.concat(Array.from({ length: 1000 }, () => appendRequestFrame('')));
   const sent = await writeAll(stream, Array.from({ length: 100 }, () => batch));
   assert.ok(sent, 'the member keeps reading, and drops requests once the stream failed');
   const { codes, trailers } = await readToEnd(stream);
@@ -136,7 +118,7 @@ test('a client behind HAProxy gets every reply once it reads', async () => {
   stream.pause();
   // 30,000 unread replies: a member that paused the stream for them hung it,
   // because HAProxy then stopped reading the whole client connection.
-  const batch = Buffer.concat(Array.from({ length: 1000 }, () => requestFrame('')));
+  const batch = Buffer.concat(Array.from({ length: 1000 }, () => appendRequestFrame('')));
   const sent = await writeAll(stream, Array.from({ length: 30 }, () => batch));
   assert.ok(sent, 'HAProxy and the member take all 30,000 requests');
   await new Promise((resolve) => setTimeout(resolve, 2000));
