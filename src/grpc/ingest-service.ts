@@ -19,11 +19,10 @@ const streamInflightMax = 8192;
 /** UTF-16 code units of the valuesets of those requests, before the stream is paused. */
 const streamInflightCharsMax = 8 * 1024 * 1024;
 /**
- * Replies of one AppendStream that wait for the client to read them, at
- * which the stream fails with RESOURCE_EXHAUSTED: about 10 MB of a member's
- * memory. Pausing the stream instead would hang it behind HAProxy, which
- * then stops reading the client's whole connection, window updates
- * included, so the replies could never drain.
+ * Unread replies of one AppendStream at which the stream fails with
+ * RESOURCE_EXHAUSTED, about 10 MB at the 150 bytes per reply measured. A
+ * pause would hang the stream behind HAProxy, because HAProxy then stops
+ * reading the client's connection and its window updates.
  */
 const streamUnreadRepliesMax = 65_536;
 /** Rows read from SQLite per step of a Read stream. */
@@ -102,7 +101,7 @@ export function ingestServiceHandlers(
         },
       );
     },
-    AppendStream: (call: grpc.ServerDuplexStream<AppendRequestWire, object>) => handleAppendStream(member, call, streams),
+    AppendStream: (call: grpc.ServerDuplexStream<AppendRequestWire, object>) => handleAppendStream(member, log, call, streams),
     Read: (call: grpc.ServerWritableStream<ReadRequestWire, MessageWire>) => {
       handleRead(member, call, streams).catch((err: unknown) => {
         const error = toReplogError(err);
@@ -142,15 +141,14 @@ class ShutdownListeners {
 }
 
 /**
- * Replies to each request in request order, pausing the stream while too many
- * requests, or too many of their bytes, wait for their append. A client that
- * stops reading its replies while it sends (requests that fail at once, such
- * as empty valuesets, need no append) gets RESOURCE_EXHAUSTED once
- * streamUnreadRepliesMax replies wait for it, and its later requests are read
- * and dropped.
+ * Replies to each request in request order, and pauses the stream while too
+ * many requests or bytes wait for their append. A client that leaves
+ * streamUnreadRepliesMax replies unread gets RESOURCE_EXHAUSTED, and its
+ * later requests are read and dropped.
  */
 function handleAppendStream(
   member: Member,
+  log: Logger,
   call: grpc.ServerDuplexStream<AppendRequestWire, object>,
   streams: ShutdownListeners,
 ): void {
@@ -185,12 +183,13 @@ function handleAppendStream(
   const failOverrun = (): void => {
     overrun = true;
     forget();
+    log.warn({ client: call.getPeer(), unread }, 'AppendStream client left too many replies unread; failing its stream');
     failStream(
       call,
       grpc.status.RESOURCE_EXHAUSTED,
       `${unread} replies wait for the client to read them, the limit is ${streamUnreadRepliesMax}; read the replies while sending requests`,
     );
-    // Dropped requests are still read, so that a proxy in front is never held up by this stream.
+    // Reading on, and dropping, keeps a proxy in front from stalling the client's connection.
     if (paused) {
       paused = false;
       call.resume();

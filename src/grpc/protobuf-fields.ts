@@ -53,7 +53,7 @@ export function scanFields(
     const start = offset;
     if (wireType === wireVarint) {
       const skipped = readVarint(bytes, offset, 10);
-      if (skipped === null) return `the varint of field ${field} at byte ${offset} is cut off`;
+      if (skipped === null) return `the varint of field ${field} at byte ${offset} is cut off or longer than 10 bytes`;
       offset = skipped.next;
     } else if (wireType === wireFixed64 || wireType === wireFixed32) {
       offset += wireType === wireFixed64 ? 8 : 4;
@@ -96,7 +96,7 @@ export function varintValue(bytes: Buffer, start: number, end: number): number {
 
 /** Returns the low 32 bits of the varint in bytes [start, end), as proto3 reads a uint32 field. */
 export function varintLow32(bytes: Buffer, start: number, end: number): number {
-  // The first five bytes hold bits 0 to 34.
+  // The first five bytes carry bits 0 to 34.
   return varintValue(bytes, start, Math.min(end, start + 5)) % 2 ** 32;
 }
 

@@ -7,7 +7,7 @@ import { scanFields, varintLow32, varintValue, wireVarint } from './protobuf-fie
 
 /** A decoded ReadRequest, or why the request bytes are not a valid one. */
 export interface ReadRequestWire {
-  /** Exact up to 2^53 - 1; a larger value is rounded, and the handler rejects it. */
+  /** First index to read. It is exact up to 2^53 - 1, and the handler rejects a larger, rounded value. */
   readonly fromIndex: number;
   readonly limit: number;
   readonly follow: boolean;

@@ -22,7 +22,7 @@ test('replies decode with the proto', () => {
   assert.is(encodeReply({ index: 0, duplicate: false }).length, 0, 'default fields are left out');
 });
 
-test('stream replies decode like the proto encoder output', () => {
+test('stream replies match proto decoding', () => {
   const encodeProto = ingest['AppendStream']!.responseSerialize as (reply: object) => Buffer;
   const decodeProto = ingest['AppendStream']!.responseDeserialize as (bytes: Buffer) => object;
   for (const reply of [

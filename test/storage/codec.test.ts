@@ -99,7 +99,7 @@ test('decode accepts the safe integer bounds', () => {
   }
 });
 
-test('encode writes times as signed 64-bit integers', () => {
+test('encoding writes signed 64-bit times', () => {
   const max = BigInt(Number.MAX_SAFE_INTEGER);
   for (const time of [max, -max, 2n ** 32n, 2n ** 32n - 1n, -(2n ** 32n), -(2n ** 32n) - 1n, 2n ** 31n, -1n, 0n]) {
     const record = { valueset: 'v', receivedAtMs: Number(time) };
