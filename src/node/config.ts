@@ -31,7 +31,7 @@ export interface MemberConfig {
   readonly appendTimeoutMs: number;
   /** Appends accepted but not yet replied to; more are rejected with RESOURCE_EXHAUSTED. */
   readonly pendingAppendsMax: number;
-  /** UTF-8 bytes of the valuesets of those appends; an append past it is rejected with RESOURCE_EXHAUSTED. */
+  /** UTF-8 bytes of the valuesets of those appends, past which an append is rejected with RESOURCE_EXHAUSTED. */
   readonly pendingBytesMax: number;
   /** Maximum wait of the leader's queued appends for more to share their Raft round; 0 = no wait. */
   readonly batchDelayMs: number;
