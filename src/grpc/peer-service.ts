@@ -30,7 +30,11 @@ interface ForwardBatchWire {
  */
 const invalidFrameWarnIntervalMs = 10_000;
 
-/** Handlers of the internal Peer service, which members call on each other. */
+/**
+ * Handlers of the internal Peer service, which members call on each other.
+ * Raft and Forward calls with plain messages go to peer-calls.ts instead, and
+ * these two handlers serve only the rest, such as compressed ones.
+ */
 export function peerServiceHandlers(member: Member, log: Logger): grpc.UntypedServiceImplementation {
   return {
     Raft: (call: grpc.ServerReadableStream<{ payload: Buffer }, object>, callback: grpc.sendUnaryData<object>) => {

@@ -119,13 +119,29 @@ function readVarint(bytes: Buffer, offset: number, bytesMax = 5): Varint | null 
 
 /** Encodes `value`, a non-negative safe integer, as a protobuf varint. */
 export function encodeVarint(value: number): Buffer {
-  const out: number[] = [];
+  const out = Buffer.allocUnsafe(varintBytes(value));
+  writeVarint(out, 0, value);
+  return out;
+}
+
+/** Returns the bytes of `value`, a non-negative safe integer, as a varint. */
+export function varintBytes(value: number): number {
+  let bytes = 1;
   while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
+    value = Math.floor(value / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+/** Writes `value`, a non-negative safe integer, as a varint at `at` in `target`, and returns the offset after it. */
+export function writeVarint(target: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    target[at++] = (value % 0x80) | 0x80;
     value = Math.floor(value / 0x80);
   }
-  out.push(value);
-  return Buffer.from(out);
+  target[at++] = value;
+  return at;
 }
 
 /** Returns `message` as one uncompressed gRPC message frame: a zero flag byte, its length, then the message. */

@@ -11,13 +11,14 @@ import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AppendResult } from '../node/waiters';
 import { decodeAppendRequest } from './append-request';
+import { writeVarint } from './protobuf-fields';
 import { toReplogError } from './errors';
 
 /** The HTTP/2 :path of the unary Append method. */
 export const appendPath = '/replog.v1.Ingest/Append';
 
 /** Bytes of the gRPC message prefix: a compressed flag and a 32-bit length. */
-const prefixBytes = 5;
+export const prefixBytes = 5;
 /** Maximum delay of a Node.js timer, about 24.8 days. Node fires a timer set for longer after 1 ms. */
 const timerDelayMaxMs = 2 ** 31 - 1;
 /** Bytes of the longest AppendReply: a tag and an 8-byte varint of an index up to 2^53 - 1, then a tag and a bool. */
@@ -29,30 +30,37 @@ const timeoutUnitMs: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_00
  * requires, because every extra field is work for Node's header code on each
  * call. Node copies them before use, so one frozen object serves every call.
  */
-const okHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc+proto' });
-const okTrailers = Object.freeze({ 'grpc-status': '0' });
+export const okHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc+proto' });
+export const okTrailers = Object.freeze({ 'grpc-status': '0' });
 
 /** Function that appends one valueset. Its promise rejects with a ReplogError or any other error. */
 export type AppendFunction = (valueset: string) => Promise<AppendResult>;
 
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => void;
 
+/** Function that serves one call of a route: a gRPC call with plain, uncompressed messages. */
+export type CallHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+
 /**
- * Makes `server` hand unary Append calls to `append` before its other 'stream'
- * listeners run. Call it on a server that grpc-js has not yet set up: the
- * listener grpc-js adds later is wrapped, so it never receives a call taken here.
+ * Makes `server` hand the calls whose :path is a key of `routes` to that
+ * route's handler, before its other 'stream' listeners run. Call it on a
+ * server that grpc-js has not yet set up: the listener grpc-js adds later is
+ * wrapped, so it never receives a call taken here. A call this file does not
+ * fully understand (compressed, or with a content type other than gRPC's)
+ * goes to grpc-js before a byte of it is read.
  * NOTE: this relies on grpc-js 1.14 adding its listener with server.on('stream').
  * A version that adds it another way would serve every call itself, slower, and
- * the framing cases of test/e2e/unary-append-wire.test.ts, whose messages are
- * this file's own, would fail.
+ * the framing cases of test/e2e/unary-append-wire.test.ts and
+ * test/e2e/peer-calls-wire.test.ts, whose messages are replog's own, would fail.
  */
-export function routeUnaryAppend(server: http2.Http2Server, append: AppendFunction, messageBytesMax: number, log: Logger): void {
+export function routeCalls(server: http2.Http2Server, routes: ReadonlyMap<string, CallHandler>): void {
   const on = server.on.bind(server) as (event: string | symbol, listener: (...args: never[]) => void) => http2.Http2Server;
   const wrapped = (event: string | symbol, listener: (...args: never[]) => void): http2.Http2Server => {
     if (event !== 'stream') return on(event, listener);
     const grpcListener = listener as unknown as StreamListener;
     return on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-      if (takesCall(headers)) serveAppend(stream, headers, append, messageBytesMax, log);
+      const handler = routes.get(headers[':path'] ?? '');
+      if (handler !== undefined && takesCall(headers)) handler(stream, headers);
       else grpcListener(stream, headers, ...rest);
     });
   };
@@ -60,9 +68,14 @@ export function routeUnaryAppend(server: http2.Http2Server, append: AppendFuncti
   server.addListener = wrapped as typeof server.addListener;
 }
 
-/** Returns whether the call is a plain unary Append: gRPC content, no compression. */
+/** Returns the route that serves unary Append calls with `append`. */
+export function appendRoute(append: AppendFunction, messageBytesMax: number, log: Logger): [string, CallHandler] {
+  return [appendPath, (stream, headers) => serveAppend(stream, headers, append, messageBytesMax, log)];
+}
+
+/** Returns whether the call is a plain gRPC call: POST, gRPC content, no compression. */
 function takesCall(headers: http2.IncomingHttpHeaders): boolean {
-  if (headers[':path'] !== appendPath || headers[':method'] !== 'POST') return false;
+  if (headers[':method'] !== 'POST') return false;
   const contentType = headers['content-type'];
   if (contentType !== 'application/grpc' && contentType !== 'application/grpc+proto') return false;
   const encoding = headers['grpc-encoding'];
@@ -199,7 +212,7 @@ function sendReply(stream: http2.ServerHttp2Stream, result: AppendResult): void 
 }
 
 /** Ends the call with a status and no message, in one HEADERS frame ("trailers only"). */
-function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, details: string): void {
+export function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, details: string): void {
   stream.respond(
     { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': percentEncode(details) },
     { endStream: true },
@@ -222,12 +235,7 @@ function writeReply(result: AppendResult, target: Buffer, offset: number): numbe
   let at = offset;
   if (result.index > 0) {
     target[at++] = 0x08;
-    let value = result.index;
-    while (value >= 0x80) {
-      target[at++] = (value % 0x80) | 0x80;
-      value = Math.floor(value / 0x80);
-    }
-    target[at++] = value;
+    at = writeVarint(target, at, result.index);
   }
   if (result.duplicate) {
     target[at++] = 0x10;

@@ -9,9 +9,10 @@ import { writeFileDurablySync } from '../storage/durable-fs';
 import { raftLogFileName } from '../storage/raft-log';
 import { ingestServiceDefinition, ingestServiceHandlers } from '../grpc/ingest-service';
 import { grpcMessageBytesMax, memberServerOptions } from '../grpc/peer-link';
+import { peerRoutes } from '../grpc/peer-calls';
 import { peerServiceHandlers } from '../grpc/peer-service';
 import { PeerTransport } from '../grpc/peer-transport';
-import { routeUnaryAppend } from '../grpc/unary-append';
+import { appendRoute, routeCalls } from '../grpc/unary-append';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
@@ -70,10 +71,13 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
 
   const http = buildHttpServer(member, logger);
   try {
-    await bindGrpc(grpcServer, config.grpcAddress, '--grpc', (server) =>
-      routeUnaryAppend(server, (valueset) => member.append(valueset), grpcMessageBytesMax, logger),
-    );
-    if (raftServer !== grpcServer) await bindGrpc(raftServer, config.raftAddress, '--raft');
+    const append = appendRoute((valueset) => member.append(valueset), grpcMessageBytesMax, logger);
+    const peerCalls = peerRoutes(member, grpcMessageBytesMax, logger);
+    const grpcRoutes = new Map(raftServer === grpcServer ? [append, ...peerCalls] : [append]);
+    await bindGrpc(grpcServer, config.grpcAddress, '--grpc', (server) => routeCalls(server, grpcRoutes));
+    if (raftServer !== grpcServer) {
+      await bindGrpc(raftServer, config.raftAddress, '--raft', (server) => routeCalls(server, new Map(peerCalls)));
+    }
     const { host, port } = splitHostPort(config.httpAddress);
     await http.listen({ host, port }).catch((err: Error) => {
       throw new Error(`cannot listen on --http ${config.httpAddress}: ${err.message}`);
