@@ -14,7 +14,7 @@ import { toReplogError } from './errors';
 import { decodeMessages } from './peer-codec';
 import { scanFields, varintBytes, varintValue, wireLengthDelimited, wireVarint, writeVarint } from './protobuf-fields';
 import { GrpcMessageReader, type FramingProblem } from './grpc-messages';
-import { okHeaders, okTrailers, prefixBytes, sendStatusOnly, type CallHandler } from './unary-append';
+import { okHeaders, okTrailers, prefixBytes, sendStatusOnly, writeReply, type CallHandler } from './unary-append';
 
 /** The HTTP/2 :path of the Raft method. */
 export const raftPath = '/replog.v1.Peer/Raft';
@@ -240,14 +240,7 @@ export function encodeForwardReplies(batchId: number, replies: readonly ForwardR
   replies.forEach((reply, i) => {
     frame[at++] = 0x12;
     at = writeVarint(frame, at, replyBytes[i]!);
-    if (reply.index > 0) {
-      frame[at++] = 0x08;
-      at = writeVarint(frame, at, reply.index);
-    }
-    if (reply.duplicate) {
-      frame[at++] = 0x10;
-      frame[at++] = 1;
-    }
+    at += writeReply(reply, frame, at);
     if (reply.code > 0) {
       frame[at++] = 0x18;
       at = writeVarint(frame, at, reply.code);

@@ -231,7 +231,7 @@ export function encodeReply(result: AppendResult): Buffer {
  * their default are left out, as proto3 does. It is encoded by hand, because
  * the proto loader's encoder builds a message object per reply.
  */
-function writeReply(result: AppendResult, target: Buffer, offset: number): number {
+export function writeReply(result: AppendResult, target: Buffer, offset: number): number {
   let at = offset;
   if (result.index > 0) {
     target[at++] = 0x08;
