@@ -12,9 +12,10 @@ import type { Member } from '../node/member';
 import type { AppendResult } from '../node/waiters';
 import { toReplogError } from './errors';
 import { decodeMessages } from './peer-codec';
-import { scanFields, varintBytes, varintValue, wireLengthDelimited, wireVarint, writeVarint } from './protobuf-fields';
+import { scanFields, varintBytes, wireLengthDelimited, wireVarint, writeVarint } from './protobuf-fields';
 import { GrpcMessageReader, type FramingProblem } from './grpc-messages';
-import { okHeaders, okTrailers, prefixBytes, sendStatusOnly, writeReply, type CallHandler } from './unary-append';
+import { forwardBatchMax } from './peer-link';
+import { okHeaders, okTrailers, percentEncode, prefixBytes, sendStatusOnly, startDeadline, writeReply, type CallHandler } from './unary-append';
 
 /** The HTTP/2 :path of the Raft method. */
 export const raftPath = '/replog.v1.Peer/Raft';
@@ -46,8 +47,8 @@ interface ForwardReply {
 /** Returns the routes of the Raft and Forward calls, for routeCalls(). */
 export function peerRoutes(member: Member, messageBytesMax: number, log: Logger): [string, CallHandler][] {
   return [
-    [raftPath, (stream) => serveRaft(stream, member, messageBytesMax, log)],
-    [forwardPath, (stream) => serveForward(stream, member, messageBytesMax, log)],
+    [raftPath, (stream, headers) => serveRaft(stream, headers, member, messageBytesMax, log)],
+    [forwardPath, (stream, headers) => serveForward(stream, headers, member, messageBytesMax, log)],
   ];
 }
 
@@ -58,16 +59,83 @@ function peerAddress(stream: http2.ServerHttp2Stream): string {
 }
 
 /**
+ * The server side of one Raft or Forward call: whether it failed, its
+ * response headers, the status it ends with and its deadline.
+ */
+class ServedCall {
+  failed = false;
+  private responded = false;
+  private trailers: Readonly<Record<string, string>> = okTrailers;
+  private readonly deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    private readonly log: Logger,
+  ) {
+    // An error on the stream (a reset by the peer) is followed by 'close', and nothing waits for it.
+    stream.on('error', () => undefined);
+    stream.once('close', () => clearTimeout(this.deadline));
+    // Peers set no deadline. A client that does gets it, as from grpc-js.
+    this.deadline = startDeadline(headers, (code, details) => this.fail({ code, details }, 'debug'));
+  }
+
+  /** Whether replies may still be written. */
+  get open(): boolean {
+    return !this.failed && !this.stream.destroyed && !this.stream.closed;
+  }
+
+  /**
+   * Whether the peer reset the call or lost its connection. Node emits 'end'
+   * for both, and for a reset before the 'aborted' event, so a call whose
+   * request ends inside a message was most likely cancelled.
+   */
+  get aborted(): boolean {
+    return this.stream.aborted || this.stream.destroyed;
+  }
+
+  /** Sends the response headers, once. */
+  respond(): void {
+    if (this.responded) return;
+    this.responded = true;
+    this.stream.respond(okHeaders, { waitForTrailers: true });
+    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
+  }
+
+  /** Ends the call with an OK status after `last`, if given. */
+  finish(last?: Buffer): void {
+    this.respond();
+    clearTimeout(this.deadline);
+    this.stream.end(last);
+  }
+
+  /** Ends the call with `problem` as its status, logging one line at `level`, unless it is over already. */
+  fail(problem: FramingProblem, level: 'warn' | 'debug' = 'warn'): void {
+    if (this.failed) return;
+    this.failed = true;
+    clearTimeout(this.deadline);
+    if (this.stream.destroyed || this.stream.closed) return;
+    const fields = { code: problem.code, err: problem.details, peer: peerAddress(this.stream) };
+    if (level === 'warn') this.log.warn(fields, 'peer call failed');
+    else if (this.log.isLevelEnabled('debug')) this.log.debug(fields, 'peer call failed');
+    if (!this.responded) {
+      sendStatusOnly(this.stream, problem.code, problem.details);
+      return;
+    }
+    this.trailers = { 'grpc-status': String(problem.code), 'grpc-message': percentEncode(problem.details) };
+    this.stream.end();
+  }
+}
+
+/**
  * Hands each PeerFrame of a Raft call to the member. A frame that does not
  * decode is dropped, as Raft resends what is lost. A call whose framing is
  * broken ends with an error status, and the peer opens a new one.
  */
-function serveRaft(stream: http2.ServerHttp2Stream, member: Member, messageBytesMax: number, log: Logger): void {
-  // An error on the stream (a reset by the peer) is followed by 'close', and nothing waits for it.
-  stream.on('error', () => undefined);
+function serveRaft(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, member: Member, messageBytesMax: number, log: Logger): void {
+  const call = new ServedCall(stream, headers, log);
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
-  let failed = false;
   // A peer whose frames fail keeps sending such frames, several a second.
   let droppedSinceWarning = 0;
   let warnedAtMs = -Infinity;
@@ -90,25 +158,17 @@ function serveRaft(stream: http2.ServerHttp2Stream, member: Member, messageBytes
     }
   };
   stream.on('data', (chunk: Buffer) => {
-    if (failed) return;
+    if (call.failed) return;
     const problem = reader.push(chunk, messages);
     for (const message of messages) receive(message);
     messages.length = 0;
-    if (problem !== null) {
-      failed = true;
-      failCall(stream, problem, log);
-    }
+    if (problem !== null) call.fail(problem);
   });
   stream.on('end', () => {
-    if (failed || stream.destroyed) return;
+    if (call.failed || call.aborted) return;
     const problem = reader.endProblem();
-    if (problem !== null) {
-      failCall(stream, problem, log);
-      return;
-    }
-    stream.respond(okHeaders, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers(okTrailers));
-    stream.end(emptyMessage);
+    if (problem !== null) call.fail(problem, 'debug');
+    else call.finish(emptyMessage);
   });
 }
 
@@ -119,75 +179,78 @@ function serveRaft(stream: http2.ServerHttp2Stream, member: Member, messageBytes
  * batch id. The call ends once the peer has ended its side and every batch
  * has its reply.
  */
-function serveForward(stream: http2.ServerHttp2Stream, member: Member, messageBytesMax: number, log: Logger): void {
-  stream.on('error', () => undefined);
+function serveForward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, member: Member, messageBytesMax: number, log: Logger): void {
+  const call = new ServedCall(stream, headers, log);
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
-  let responded = false;
-  let trailers: Record<string, string> = okTrailers;
-  let failed = false;
   let ended = false;
   let pending = 0;
-  const open = (): boolean => !failed && !stream.destroyed && !stream.closed;
-  const respond = (): void => {
-    if (responded) return;
-    responded = true;
-    stream.respond(okHeaders, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers(trailers));
-  };
-  const fail = (problem: FramingProblem): void => {
-    failed = true;
-    if (!responded) {
-      failCall(stream, problem, log);
-      return;
-    }
-    log.warn({ code: problem.code, err: problem.details, peer: peerAddress(stream) }, 'peer call failed');
-    trailers = { 'grpc-status': String(problem.code), 'grpc-message': problem.details };
-    if (!stream.destroyed && !stream.closed) stream.end();
-  };
-  const maybeEnd = (): void => {
-    if (!ended || pending > 0 || !open()) return;
-    respond();
-    stream.end();
+  const maybeFinish = (): void => {
+    if (ended && pending === 0 && call.open) call.finish();
   };
   const serveBatch = (message: Buffer): void => {
-    let batchId = 0;
-    const valuesets: string[] = [];
-    const problem = scanFields(message, forwardBatchFields, (field, start, end) => {
-      if (field === 1) batchId = varintValue(message, start, end);
-      else valuesets.push(message.toString('utf8', start, end));
-      return null;
-    });
-    if (problem !== null) {
-      fail({ code: status.INTERNAL, details: `invalid ForwardBatch: ${problem}` });
+    const batch = decodeForwardBatch(message);
+    if (!Array.isArray(batch.valuesets)) {
+      call.fail(batch.valuesets);
       return;
     }
     pending++;
-    void Promise.allSettled(valuesets.map((valueset) => appendForwarded(member, valueset))).then((results) => {
+    void Promise.allSettled(batch.valuesets.map((valueset) => appendForwarded(member, valueset))).then((results) => {
       pending--;
-      if (!open()) return;
-      respond();
-      stream.write(encodeForwardReplies(batchId, results.map(forwardReply)));
-      maybeEnd();
+      if (!call.open) return;
+      const reply = encodeForwardReplies(batch.batchId, results.map(forwardReply));
+      // Replies carry error texts of a few hundred bytes at most, so forwardBatchMax of them should stay well below the limit.
+      if (reply.length - prefixBytes > messageBytesMax) {
+        call.fail({ code: status.RESOURCE_EXHAUSTED, details: `Sent message larger than max (${reply.length - prefixBytes} vs. ${messageBytesMax})` });
+        return;
+      }
+      call.respond();
+      stream.write(reply);
+      maybeFinish();
     });
   };
   stream.on('data', (chunk: Buffer) => {
-    if (failed) return;
+    if (call.failed) return;
     const problem = reader.push(chunk, messages);
-    for (const message of messages) if (!failed) serveBatch(message);
+    for (const message of messages) if (!call.failed) serveBatch(message);
     messages.length = 0;
-    if (problem !== null && !failed) fail(problem);
+    if (problem !== null) call.fail(problem);
   });
   stream.on('end', () => {
-    if (failed) return;
+    if (call.failed || call.aborted) return;
     const problem = reader.endProblem();
     if (problem !== null) {
-      fail(problem);
+      call.fail(problem, 'debug');
       return;
     }
     ended = true;
-    maybeEnd();
+    maybeFinish();
   });
+}
+
+/**
+ * Decodes a ForwardBatch. The batch id comes back as the bytes of its varint,
+ * so that the reply repeats any id exactly, also one above 2^53. Returns in
+ * place of the valuesets why the message is not a valid batch.
+ */
+function decodeForwardBatch(message: Buffer): { batchId: Buffer; valuesets: string[] | FramingProblem } {
+  let batchId = message.subarray(0, 0);
+  const valuesets: string[] = [];
+  let count = 0;
+  const problem = scanFields(message, forwardBatchFields, (field, start, end) => {
+    if (field === 1) {
+      batchId = message.subarray(start, end);
+    } else if (++count <= forwardBatchMax) {
+      valuesets.push(message.toString('utf8', start, end));
+    }
+    return null;
+  });
+  if (problem !== null) return { batchId, valuesets: { code: status.INTERNAL, details: `invalid ForwardBatch: ${problem}` } };
+  // Every build sends at most forwardBatchMax, and the reply to a longer batch could pass the message limit.
+  if (count > forwardBatchMax) {
+    return { batchId, valuesets: { code: status.RESOURCE_EXHAUSTED, details: `a ForwardBatch carries ${count} valuesets, the limit is ${forwardBatchMax}` } };
+  }
+  return { batchId, valuesets };
 }
 
 /** Appends one forwarded valueset. A synchronous throw (a storage error in the duplicate lookup) becomes a rejection. */
@@ -205,20 +268,15 @@ function forwardReply(result: PromiseSettledResult<AppendResult>): ForwardReply 
   return { index: 0, duplicate: false, code: err.code, error: err.message };
 }
 
-/** Ends a call that has sent nothing yet with `problem` as its status, and logs one line. */
-function failCall(stream: http2.ServerHttp2Stream, problem: FramingProblem, log: Logger): void {
-  log.warn({ code: problem.code, err: problem.details, peer: peerAddress(stream) }, 'peer call failed');
-  if (!stream.destroyed && !stream.closed && !stream.headersSent) sendStatusOnly(stream, problem.code, problem.details);
-}
-
 /**
  * Encodes a ForwardReplies message as one gRPC message frame: field 1
- * (batch_id), then one AppendReply per reply in field 2. Fields at their
- * default are left out, as proto3 does.
+ * (batch_id) from the bytes of its varint, when there are any, then one
+ * AppendReply per reply in field 2. Other fields at their default are left
+ * out, as proto3 does.
  */
-export function encodeForwardReplies(batchId: number, replies: readonly ForwardReply[]): Buffer {
+export function encodeForwardReplies(batchId: Buffer, replies: readonly ForwardReply[]): Buffer {
   const errorTexts = replies.map((reply) => (reply.error === '' ? null : Buffer.from(reply.error, 'utf8')));
-  let bytes = batchId > 0 ? 1 + varintBytes(batchId) : 0;
+  let bytes = batchId.length > 0 ? 1 + batchId.length : 0;
   const replyBytes = replies.map((reply, i) => {
     const error = errorTexts[i];
     const length =
@@ -233,9 +291,9 @@ export function encodeForwardReplies(batchId: number, replies: readonly ForwardR
   frame[0] = 0;
   frame.writeUInt32BE(bytes, 1);
   let at = prefixBytes;
-  if (batchId > 0) {
+  if (batchId.length > 0) {
     frame[at++] = 0x08;
-    at = writeVarint(frame, at, batchId);
+    at += batchId.copy(frame, at);
   }
   replies.forEach((reply, i) => {
     frame[at++] = 0x12;

@@ -63,8 +63,8 @@ export const memberServerOptions: grpc.ServerOptions = {
  * same catch-up time.
  */
 export const raftStreamBufferedBytesDefault = 32 * 1024 * 1024;
-/** Valuesets in one forwarded batch. */
-const forwardBatchMax = 2048;
+/** Valuesets in one forwarded batch, as every build sends them. A member rejects a longer batch. */
+export const forwardBatchMax = 2048;
 /**
  * UTF-8 bytes of the valuesets of one forwarded batch, counted as 3 per UTF-16
  * code unit, an upper bound. Keeps a batch of long valuesets below grpcMessageBytesMax.

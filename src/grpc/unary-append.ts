@@ -163,15 +163,25 @@ function serveAppend(
     );
   });
 
+  deadline = startDeadline(headers, fail);
+}
+
+/**
+ * Calls `fail` with DEADLINE_EXCEEDED once the call's grpc-timeout has passed,
+ * or at once with INTERNAL when the header is malformed. Returns the timer to
+ * clear when the call ends first, if one was set.
+ */
+export function startDeadline(headers: http2.IncomingHttpHeaders, fail: (code: status, details: string) => void): NodeJS.Timeout | undefined {
   const timeout = headers['grpc-timeout'];
-  if (timeout === undefined) return;
+  if (timeout === undefined) return undefined;
   const ms = timeoutMs(timeout);
   if (ms === null) {
     fail(status.INTERNAL, `invalid grpc-timeout header "${timeout}": expected 1 to 8 digits and a unit of H, M, S, m, u or n`);
-  } else if (ms <= timerDelayMaxMs) {
-    deadline = setTimeout(() => fail(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
+    return undefined;
   }
   // A longer deadline gets no timer: setTimeout would fire at once instead.
+  if (ms > timerDelayMaxMs) return undefined;
+  return setTimeout(() => fail(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
 }
 
 /**

@@ -1,6 +1,7 @@
 // Raft and Forward calls sent to a real member, through grpc-js clients as
 // peers of older builds send them, and as raw HTTP/2 streams with broken
 // framing. The member serves them with its own handlers (src/grpc/peer-calls.ts).
+import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
@@ -8,8 +9,8 @@ import * as assert from 'uvu/assert';
 import { loadReplogPackage } from '../../src/client/proto';
 import { forwardPath, raftPath } from '../../src/grpc/peer-calls';
 import { encodeMessages } from '../../src/grpc/peer-codec';
-import { grpcMessageBytesMax } from '../../src/grpc/peer-link';
-import { grpcFrame } from '../../src/grpc/protobuf-fields';
+import { forwardBatchMax, grpcMessageBytesMax } from '../../src/grpc/peer-link';
+import { encodeVarint, grpcFrame } from '../../src/grpc/protobuf-fields';
 import { connect, startCluster, waitForLeader, type TestCluster } from './harness';
 
 interface ForwardRepliesWire {
@@ -46,9 +47,16 @@ test.after(async () => {
 });
 
 /** Sends `body` on a raw HTTP/2 call to `path` and resolves with the status and message of its trailers. */
-function rawCall(path: string, body: Buffer, endStream = true): Promise<{ status: string; message: string }> {
+function rawCall(
+  path: string,
+  body: Buffer,
+  endStream = true,
+  extraHeaders: http2.OutgoingHttpHeaders = {},
+): Promise<{ status: string; message: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...extraHeaders });
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     let trailers: http2.IncomingHttpHeaders = {};
     stream.on('response', (headers) => {
       if (headers['grpc-status'] === undefined) return;
@@ -58,11 +66,11 @@ function rawCall(path: string, body: Buffer, endStream = true): Promise<{ status
       if (!endStream) setImmediate(() => stream.close(http2.constants.NGHTTP2_CANCEL));
     });
     stream.on('trailers', (t) => (trailers = t));
-    stream.resume();
     const giveUp = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), rawCallTimeoutMs);
     stream.on('close', () => {
       clearTimeout(giveUp);
-      resolve({ status: String(trailers['grpc-status']), message: decodeURIComponent(String(trailers['grpc-message'] ?? '')) });
+      const message = decodeURIComponent(String(trailers['grpc-message'] ?? ''));
+      resolve({ status: String(trailers['grpc-status']), message, body: Buffer.concat(chunks) });
     });
     stream.on('error', reject);
     if (endStream) stream.end(body);
@@ -132,6 +140,57 @@ test('malformed forward batch fails call', async () => {
   const outcome = await rawCall(forwardPath, grpcFrame(Buffer.from([0x12, 0x09, 0x61])));
   assert.is(outcome.status, String(grpc.status.INTERNAL));
   assert.match(outcome.message, /^invalid ForwardBatch: field 2 declares 9 bytes/);
+});
+
+/** Encodes a ForwardBatch of `valuesets`, with the batch id given as the bytes of its varint. */
+function forwardBatch(batchId: Buffer, valuesets: readonly string[]): Buffer {
+  const parts = [Buffer.from([0x08]), batchId];
+  for (const valueset of valuesets) {
+    const text = Buffer.from(valueset);
+    parts.push(Buffer.from([0x12]), encodeVarint(text.length), text);
+  }
+  return grpcFrame(Buffer.concat(parts));
+}
+
+test('forward batch over limit fails', async () => {
+  const valuesets = Array.from({ length: forwardBatchMax + 1 }, (_, i) => `over-${i}`);
+  const outcome = await rawCall(forwardPath, forwardBatch(encodeVarint(1), valuesets));
+  assert.is(outcome.status, String(grpc.status.RESOURCE_EXHAUSTED));
+  assert.is(outcome.message, `a ForwardBatch carries ${forwardBatchMax + 1} valuesets, the limit is ${forwardBatchMax}`);
+});
+
+test('large batch id comes back', async () => {
+  const id = Buffer.from('ffffffffffffffffff01', 'hex');
+  const outcome = await rawCall(forwardPath, forwardBatch(id, [`big-id-${Date.now()}`]));
+  assert.is(outcome.status, '0');
+  assert.is(outcome.body.subarray(5, 5 + 1 + id.length).toString('hex'), `08${id.toString('hex')}`);
+});
+
+test('peer calls keep deadlines', async () => {
+  for (const path of [raftPath, forwardPath]) {
+    const started = Date.now();
+    const outcome = await rawCall(path, Buffer.alloc(0), false, { 'grpc-timeout': '200m' });
+    assert.is(outcome.status, String(grpc.status.DEADLINE_EXCEEDED), path);
+    assert.ok(Date.now() - started < 5000, `${path} ended after ${Date.now() - started} ms`);
+  }
+});
+
+test('cancelled calls log no warning', async () => {
+  const logFile = tc.cluster.member('n1').logFile;
+  const before = fs.readFileSync(logFile, 'utf8').length;
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(300_000, 1);
+  for (const path of [raftPath, forwardPath]) {
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => undefined);
+    stream.write(Buffer.concat([prefix, Buffer.alloc(1000)]));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+  const reply = await connect(address).append(`after-cancel-${Date.now()}`, 5000);
+  assert.ok(reply.index > 0, 'the member still appends');
+  const added = fs.readFileSync(logFile, 'utf8').slice(before);
+  assert.not.match(added, /peer call failed/);
 });
 
 test.run();

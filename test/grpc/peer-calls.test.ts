@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { loadReplogPackage } from '../../src/client/proto';
 import { GrpcMessageReader } from '../../src/grpc/grpc-messages';
 import { encodeForwardReplies } from '../../src/grpc/peer-calls';
-import { grpcFrame } from '../../src/grpc/protobuf-fields';
+import { encodeVarint, grpcFrame } from '../../src/grpc/protobuf-fields';
 
 interface ForwardRepliesWire {
   readonly batchId: number;
@@ -76,12 +76,19 @@ test('replies decode like proto loader', () => {
     },
   ];
   for (const wire of cases) {
-    const frame = encodeForwardReplies(wire.batchId, wire.replies);
+    const frame = encodeForwardReplies(wire.batchId === 0 ? Buffer.alloc(0) : encodeVarint(wire.batchId), wire.replies);
     assert.is(frame[0], 0, 'uncompressed');
     assert.is(frame.readUInt32BE(1), frame.length - 5, 'the prefix declares the message length');
     const decoded = decodeReplies(frame.subarray(5));
     assert.equal({ batchId: Number(decoded.batchId), replies: decoded.replies.map((r) => ({ ...r, index: Number(r.index) })) }, wire);
   }
+});
+
+test('reply repeats batch id bytes', () => {
+  // 2^64 - 1, which a JavaScript number cannot hold.
+  const id = Buffer.from('ffffffffffffffffff01', 'hex');
+  const frame = encodeForwardReplies(id, []);
+  assert.is(frame.subarray(5).toString('hex'), `08${id.toString('hex')}`);
 });
 
 test.run();
