@@ -23,8 +23,8 @@ export const raftPath = '/replog.v1.Peer/Raft';
 export const forwardPath = '/replog.v1.Peer/Forward';
 
 /**
- * Time between two warnings about invalid frames on one Raft stream. Each
- * warning's `dropped` field counts the frames since the one before.
+ * Time between two warnings about invalid Raft frames, over all Raft calls.
+ * Each warning's `dropped` field counts the frames since the one before.
  */
 const invalidFrameWarnIntervalMs = 10_000;
 /** The PeerAck reply of a Raft call: an empty message behind its 5-byte prefix. */
@@ -44,10 +44,18 @@ interface ForwardReply {
   readonly error: string;
 }
 
+/** Invalid Raft frames dropped since the last warning, over all Raft calls of a member. */
+interface DroppedFrames {
+  count: number;
+  warnedAtMs: number;
+}
+
 /** Returns the routes of the Raft and Forward calls, for routeCalls(). */
 export function peerRoutes(member: Member, messageBytesMax: number, log: Logger): [string, CallHandler][] {
+  // A peer whose frames fail keeps sending such frames, several a second, and may open a new call for each.
+  const dropped: DroppedFrames = { count: 0, warnedAtMs: -Infinity };
   return [
-    [raftPath, (stream, headers) => serveRaft(stream, headers, member, messageBytesMax, log)],
+    [raftPath, (stream, headers) => serveRaft(stream, headers, member, messageBytesMax, log, dropped)],
     [forwardPath, (stream, headers) => serveForward(stream, headers, member, messageBytesMax, log)],
   ];
 }
@@ -132,13 +140,17 @@ class ServedCall {
  * decode is dropped, as Raft resends what is lost. A call whose framing is
  * broken ends with an error status, and the peer opens a new one.
  */
-function serveRaft(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, member: Member, messageBytesMax: number, log: Logger): void {
+function serveRaft(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  member: Member,
+  messageBytesMax: number,
+  log: Logger,
+  dropped: DroppedFrames,
+): void {
   const call = new ServedCall(stream, headers, log);
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
-  // A peer whose frames fail keeps sending such frames, several a second.
-  let droppedSinceWarning = 0;
-  let warnedAtMs = -Infinity;
   const receive = (message: Buffer): void => {
     let payload: Buffer = emptyMessage.subarray(0, 0);
     try {
@@ -149,12 +161,12 @@ function serveRaft(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpH
       if (problem !== null) throw new Error(`invalid PeerFrame: ${problem}`);
       member.receive(decodeMessages(payload));
     } catch (err) {
-      droppedSinceWarning += 1;
+      dropped.count += 1;
       const now = performance.now();
-      if (now - warnedAtMs < invalidFrameWarnIntervalMs) return;
-      log.warn({ err: (err as Error).message, peer: peerAddress(stream), dropped: droppedSinceWarning }, 'dropped an invalid peer frame');
-      warnedAtMs = now;
-      droppedSinceWarning = 0;
+      if (now - dropped.warnedAtMs < invalidFrameWarnIntervalMs) return;
+      log.warn({ err: (err as Error).message, peer: peerAddress(stream), dropped: dropped.count }, 'dropped an invalid peer frame');
+      dropped.warnedAtMs = now;
+      dropped.count = 0;
     }
   };
   stream.on('data', (chunk: Buffer) => {

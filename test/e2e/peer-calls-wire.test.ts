@@ -11,7 +11,7 @@ import { forwardPath, raftPath } from '../../src/grpc/peer-calls';
 import { encodeMessages } from '../../src/grpc/peer-codec';
 import { forwardBatchMax, grpcMessageBytesMax } from '../../src/grpc/peer-link';
 import { encodeVarint, grpcFrame } from '../../src/grpc/protobuf-fields';
-import { connect, startCluster, waitForLeader, type TestCluster } from './harness';
+import { connect, sleep, startCluster, waitFor, waitForLeader, type TestCluster } from './harness';
 
 interface ForwardRepliesWire {
   readonly batchId: number;
@@ -98,6 +98,21 @@ test('raft call gets its ack', async () => {
     call.end();
   });
   assert.is(acked, null);
+});
+
+test('invalid frames warn once overall', async () => {
+  const logFile = tc.cluster.member('n1').logFile;
+  const before = fs.readFileSync(logFile, 'utf8').length;
+  // The msgpack encoding of the number 1 is no list of messages, and each frame goes on a call of its own.
+  const frame = grpcFrame(Buffer.from([0x0a, 0x01, 0x01]));
+  for (let i = 0; i < 3; i++) {
+    assert.is((await rawCall(raftPath, frame)).status, '0');
+  }
+  const warnings = (): string[] => fs.readFileSync(logFile, 'utf8').slice(before).split('\n').filter((line) => line.includes('dropped an invalid peer frame'));
+  await waitFor('the warning in the log', async () => warnings().length > 0, 5000);
+  // Lines that were still being written get a moment to reach the file.
+  await sleep(300);
+  assert.is(warnings().length, 1, 'one warning for three calls');
 });
 
 test('raft framing errors get status', async () => {
