@@ -1,10 +1,10 @@
 // The Raft and Forward calls of the Peer service, served straight from Node's
 // HTTP/2 streams. They carry every Raft message and every forwarded append
 // between members. Served by grpc-js, they spent 5 to 7% of the members' CPU
-// samples at 100 and 1,000 appends a second in grpc-js's own code (BENCHMARKS.md,
-// section "2026-12-06 03:20-05:50 UTC"). The
-// wire format stays gRPC's, so members of older builds, whose peer clients
-// are grpc-js, talk to these handlers unchanged.
+// samples at 100 and 1,000 appends a second in grpc-js's own code
+// (BENCHMARKS.md, section "2026-12-06 03:20-04:20 UTC"). The wire format
+// stays gRPC's, so members of older builds, whose peer clients are grpc-js,
+// talk to these handlers unchanged.
 import type * as http2 from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
