@@ -3,7 +3,7 @@
 import { status } from '@grpc/grpc-js';
 
 /** Bytes of the gRPC message prefix: a compressed flag and a 32-bit length. */
-const prefixBytes = 5;
+export const prefixBytes = 5;
 
 /** A gRPC status for bytes of a call that are not a series of whole, uncompressed messages. */
 export interface FramingProblem {
@@ -25,8 +25,8 @@ export class GrpcMessageReader {
   constructor(private readonly messageBytesMax: number) {}
 
   /**
-   * Adds `chunk` and appends the messages it completes to `out`. Returns why
-   * the bytes cannot go on, or null. After a problem, call it no more.
+   * Adds `chunk` and appends the messages it completes to `out`. Returns the
+   * problem that stops the reading, or null. After a problem, call it no more.
    */
   push(chunk: Buffer, out: Buffer[]): FramingProblem | null {
     this.chunks.push(chunk);

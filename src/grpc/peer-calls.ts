@@ -13,9 +13,9 @@ import type { AppendResult } from '../node/waiters';
 import { toReplogError } from './errors';
 import { decodeMessages } from './peer-codec';
 import { scanFields, varintBytes, wireLengthDelimited, wireVarint, writeVarint } from './protobuf-fields';
-import { GrpcMessageReader, type FramingProblem } from './grpc-messages';
+import { GrpcMessageReader, prefixBytes, type FramingProblem } from './grpc-messages';
 import { forwardBatchMax } from './peer-link';
-import { okHeaders, okTrailers, percentEncode, prefixBytes, sendStatusOnly, startDeadline, writeReply, type CallHandler } from './unary-append';
+import { okHeaders, okTrailers, percentEncode, sendStatusOnly, startDeadline, writeReply, type CallHandler } from './unary-append';
 
 /** The HTTP/2 :path of the Raft method. */
 export const raftPath = '/replog.v1.Peer/Raft';
@@ -29,6 +29,8 @@ export const forwardPath = '/replog.v1.Peer/Forward';
 const invalidFrameWarnIntervalMs = 10_000;
 /** The PeerAck reply of a Raft call: an empty message behind its 5-byte prefix. */
 const emptyMessage = Buffer.alloc(prefixBytes);
+/** The payload of a PeerFrame that has none. */
+const noPayload = Buffer.alloc(0);
 
 const peerFrameFields = { 1: { name: 'payload', wireType: wireLengthDelimited } };
 const forwardBatchFields = {
@@ -94,9 +96,9 @@ class ServedCall {
   }
 
   /**
-   * Whether the peer reset the call or lost its connection. Node emits 'end'
-   * for both, and for a reset before the 'aborted' event, so a call whose
-   * request ends inside a message was most likely cancelled.
+   * Whether the peer reset the call or lost its connection. Node 20's client
+   * ends a request before it resets it, so the member sees 'end' before
+   * 'aborted', and a request that ends inside a message was most likely cancelled.
    */
   get aborted(): boolean {
     return this.stream.aborted || this.stream.destroyed;
@@ -152,7 +154,7 @@ function serveRaft(
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
   const receive = (message: Buffer): void => {
-    let payload: Buffer = emptyMessage.subarray(0, 0);
+    let payload: Buffer = noPayload;
     try {
       const problem = scanFields(message, peerFrameFields, (_field, start, end) => {
         payload = message.subarray(start, end);
@@ -191,7 +193,13 @@ function serveRaft(
  * batch id. The call ends once the peer has ended its side and every batch
  * has its reply.
  */
-function serveForward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, member: Member, messageBytesMax: number, log: Logger): void {
+function serveForward(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  member: Member,
+  messageBytesMax: number,
+  log: Logger,
+): void {
   const call = new ServedCall(stream, headers, log);
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
@@ -274,6 +282,7 @@ function appendForwarded(member: Member, valueset: string): Promise<AppendResult
   }
 }
 
+/** Converts the outcome of one forwarded append into its reply. */
 function forwardReply(result: PromiseSettledResult<AppendResult>): ForwardReply {
   if (result.status === 'fulfilled') return { index: result.value.index, duplicate: result.value.duplicate, code: 0, error: '' };
   const err = toReplogError(result.reason);

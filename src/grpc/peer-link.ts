@@ -63,7 +63,7 @@ export const memberServerOptions: grpc.ServerOptions = {
  * same catch-up time.
  */
 export const raftStreamBufferedBytesDefault = 32 * 1024 * 1024;
-/** Valuesets in one forwarded batch, as every build sends them. A member rejects a longer batch. */
+/** Maximum valuesets in one forwarded batch. No build sends more, and a member rejects a longer batch. */
 export const forwardBatchMax = 2048;
 /**
  * UTF-8 bytes of the valuesets of one forwarded batch, counted as 3 per UTF-16

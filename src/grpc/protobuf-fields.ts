@@ -124,7 +124,7 @@ export function encodeVarint(value: number): Buffer {
   return out;
 }
 
-/** Returns the bytes of `value`, a non-negative safe integer, as a varint. */
+/** Returns the number of bytes that `value`, a non-negative safe integer, takes as a varint. */
 export function varintBytes(value: number): number {
   let bytes = 1;
   while (value >= 0x80) {

@@ -11,14 +11,13 @@ import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AppendResult } from '../node/waiters';
 import { decodeAppendRequest } from './append-request';
+import { prefixBytes } from './grpc-messages';
 import { writeVarint } from './protobuf-fields';
 import { toReplogError } from './errors';
 
 /** The HTTP/2 :path of the unary Append method. */
 export const appendPath = '/replog.v1.Ingest/Append';
 
-/** Bytes of the gRPC message prefix: a compressed flag and a 32-bit length. */
-export const prefixBytes = 5;
 /** Maximum delay of a Node.js timer, about 24.8 days. Node fires a timer set for longer after 1 ms. */
 const timerDelayMaxMs = 2 ** 31 - 1;
 /** Bytes of the longest AppendReply: a tag and an 8-byte varint of an index up to 2^53 - 1, then a tag and a bool. */

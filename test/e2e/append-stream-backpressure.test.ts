@@ -91,15 +91,22 @@ function unaryStatus(session: http2.ClientHttp2Session, valueset: string, timeou
   });
 }
 
-test('unread replies fail the stream', async () => {
-  const session = http2.connect(`http://${memberAddress}`);
+/** Opens an AppendStream to `target` whose replies are not read until readToEnd(). */
+function openUnreadStream(target: string): { session: http2.ClientHttp2Session; stream: http2.ClientHttp2Stream } {
+  const session = http2.connect(`http://${target}`);
   session.on('error', () => undefined);
   const stream = session.request(streamHeaders);
   stream.on('error', () => undefined);
   stream.pause();
-  // Empty valuesets fail at once, so only the unread replies can stop the member.
-  const batch = Buffer.concat(Array.from({ length: 1000 }, () => appendRequestFrame('')));
-  const sent = await writeAll(stream, Array.from({ length: 100 }, () => batch));
+  return { session, stream };
+}
+
+/** 1,000 requests with empty valuesets, which fail at once, so only unread replies can stop a member. */
+const emptyBatch = Buffer.concat(Array.from({ length: 1000 }, () => appendRequestFrame('')));
+
+test('unread replies fail the stream', async () => {
+  const { session, stream } = openUnreadStream(memberAddress);
+  const sent = await writeAll(stream, Array.from({ length: 100 }, () => emptyBatch));
   assert.ok(sent, 'the member keeps reading, and drops requests once the stream failed');
   const { codes, trailers } = await readToEnd(stream);
   session.close();
@@ -111,15 +118,10 @@ test('unread replies fail the stream', async () => {
 });
 
 test('unread replies through HAProxy arrive', async () => {
-  const session = http2.connect(`http://${tc.target}`);
-  session.on('error', () => undefined);
-  const stream = session.request(streamHeaders);
-  stream.on('error', () => undefined);
-  stream.pause();
+  const { session, stream } = openUnreadStream(tc.target);
   // 30,000 unread replies: a member that paused the stream for them hung it,
   // because HAProxy then stopped reading the whole client connection.
-  const batch = Buffer.concat(Array.from({ length: 1000 }, () => appendRequestFrame('')));
-  const sent = await writeAll(stream, Array.from({ length: 30 }, () => batch));
+  const sent = await writeAll(stream, Array.from({ length: 30 }, () => emptyBatch));
   assert.ok(sent, 'HAProxy and the member take all 30,000 requests');
   await new Promise((resolve) => setTimeout(resolve, 2000));
   // Another client's Append passes meanwhile; one on this client's own

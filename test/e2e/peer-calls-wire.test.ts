@@ -46,7 +46,7 @@ test.after(async () => {
   await tc.close();
 });
 
-/** Sends `body` on a raw HTTP/2 call to `path` and resolves with the status and message of its trailers. */
+/** Sends `body` on a raw HTTP/2 call to `path` and resolves with the response body and the status and message of its trailers. */
 function rawCall(
   path: string,
   body: Buffer,
@@ -103,7 +103,7 @@ test('raft call gets its ack', async () => {
 test('invalid frames warn once overall', async () => {
   const logFile = tc.cluster.member('n1').logFile;
   const before = fs.readFileSync(logFile, 'utf8').length;
-  // The msgpack encoding of the number 1 is no list of messages, and each frame goes on a call of its own.
+  // The msgpack encoding of the number 1 is not a list of messages, and each frame goes on a call of its own.
   const frame = grpcFrame(Buffer.from([0x0a, 0x01, 0x01]));
   for (let i = 0; i < 3; i++) {
     assert.is((await rawCall(raftPath, frame)).status, '0');
