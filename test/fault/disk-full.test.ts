@@ -106,6 +106,9 @@ async function fillAndCheck(tc: TestCluster, throughId: string): Promise<void> {
   const healthyClient = connect(healthy.map((m) => m.grpc).join(','));
   const warmup = await bigAppends(healthyClient, 'warm-', after(500));
   assert.is(warmup.errors.size, 0, 'appends succeed before the disk is full');
+  // A write of the warm-up still in progress on the small disk would stop the
+  // member before any append through it is in flight, so none could name the disk.
+  await waitInSync(tc.cluster, tc.cluster.members.map((m) => m.id), Math.max(0, ...warmup.acknowledged.values()));
 
   const filler = path.join(small.dataDir, 'filler');
   fillUp(filler);
