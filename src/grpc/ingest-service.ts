@@ -3,53 +3,18 @@ import type { Logger } from 'pino';
 import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
 import { decodeAppendRequest, type AppendRequestWire } from './append-request';
+import { encodeStreamReply, streamInflightCharsMax, streamInflightMax, streamUnreadRepliesMax } from './append-stream';
 import { errors, ReplogError, toReplogError } from './errors';
-import { encodeVarint } from './protobuf-fields';
 import { decodeReadRequest, type ReadRequestWire } from './read-request';
-import { failStream, waitForDrain } from './server-stream';
-import { encodeReply } from './unary-append';
+import { failStream, ShutdownListeners, waitForDrain } from './server-stream';
 interface MessageWire {
   readonly index: number;
   readonly valueset: string;
   readonly receivedAtMs: number;
 }
 
-/** Requests received on one AppendStream without a reply yet, before the stream is paused. */
-const streamInflightMax = 8192;
-/** UTF-16 code units of the valuesets of those requests, before the stream is paused. */
-const streamInflightCharsMax = 8 * 1024 * 1024;
-/**
- * Unread replies of one AppendStream at which the stream fails with
- * RESOURCE_EXHAUSTED, about 10 MB at the 150 bytes per reply measured. A
- * pause would hang the stream behind HAProxy, because HAProxy then stops
- * reading the client's connection and its window updates.
- */
-const streamUnreadRepliesMax = 65_536;
 /** Rows read from SQLite per step of a Read stream. */
 const readPageSize = 1000;
-
-/** An AppendStream reply: the append's result, or a gRPC status code and why. */
-interface StreamReplyWire {
-  readonly index: number;
-  readonly duplicate: boolean;
-  readonly code: number;
-  readonly error: string;
-}
-
-/**
- * Encodes an AppendStream reply by hand, as the unary handler does, because
- * the proto loader's encoder took 2-3% of a member's time under AppendStream
- * load. Fields at their default are left out, as proto3 does.
- */
-export function encodeStreamReply(reply: StreamReplyWire): Buffer {
-  const result = encodeReply(reply);
-  if (reply.code === 0 && reply.error === '') return result;
-  const error = Buffer.from(reply.error, 'utf8');
-  const parts = [result];
-  if (reply.code !== 0) parts.push(Buffer.from([0x18]), encodeVarint(reply.code));
-  if (error.length > 0) parts.push(Buffer.from([0x22]), encodeVarint(error.length), error);
-  return Buffer.concat(parts);
-}
 
 /**
  * Returns the Ingest service definition with the strict request decoders of
@@ -112,32 +77,6 @@ export function ingestServiceHandlers(
       });
     },
   };
-}
-
-/**
- * The open streams' shutdown callbacks, all run when `signal` aborts. One
- * listener on the signal serves every stream, and a stream that ends removes
- * its callback, so nothing piles up on a member that runs for a long time.
- */
-class ShutdownListeners {
-  private readonly callbacks = new Set<() => void>();
-
-  constructor(readonly signal: AbortSignal) {
-    signal.addEventListener('abort', () => {
-      for (const callback of [...this.callbacks]) callback();
-      this.callbacks.clear();
-    });
-  }
-
-  /** Runs `callback` at shutdown, at once if it began; returns the function that cancels this. */
-  add(callback: () => void): () => void {
-    if (this.signal.aborted) {
-      callback();
-      return () => undefined;
-    }
-    this.callbacks.add(callback);
-    return () => this.callbacks.delete(callback);
-  }
 }
 
 /**

@@ -15,7 +15,8 @@ import { decodeMessages } from './peer-codec';
 import { scanFields, varintBytes, wireLengthDelimited, wireVarint, writeVarint } from './protobuf-fields';
 import { GrpcMessageReader, prefixBytes, type FramingProblem } from './grpc-messages';
 import { forwardBatchMax } from './peer-link';
-import { okHeaders, okTrailers, percentEncode, sendStatusOnly, startDeadline, writeReply, type CallHandler } from './unary-append';
+import { remoteAddress, ServedCall, type CallLabels } from './served-call';
+import { writeReply, type CallHandler } from './unary-append';
 
 /** The HTTP/2 :path of the Raft method. */
 export const raftPath = '/replog.v1.Peer/Raft';
@@ -33,6 +34,9 @@ const emptyMessage = Buffer.alloc(prefixBytes);
 const noPayload = Buffer.alloc(0);
 
 const peerFrameFields = { 1: { name: 'payload', wireType: wireLengthDelimited } };
+/** How the failures of Raft and Forward calls read in the log. */
+const peerCallLabels: CallLabels = { failed: 'peer call failed', remote: 'peer' };
+
 const forwardBatchFields = {
   1: { name: 'batch_id', wireType: wireVarint },
   2: { name: 'valuesets', wireType: wireLengthDelimited },
@@ -62,81 +66,6 @@ export function peerRoutes(member: Member, messageBytesMax: number, log: Logger)
   ];
 }
 
-/** Returns the peer's address for log lines. */
-function peerAddress(stream: http2.ServerHttp2Stream): string {
-  const socket = stream.session?.socket;
-  return socket ? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` : 'unknown';
-}
-
-/**
- * The server side of one Raft or Forward call: whether it failed, its
- * response headers, the status it ends with and its deadline.
- */
-class ServedCall {
-  failed = false;
-  private responded = false;
-  private trailers: Readonly<Record<string, string>> = okTrailers;
-  private readonly deadline: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly stream: http2.ServerHttp2Stream,
-    headers: http2.IncomingHttpHeaders,
-    private readonly log: Logger,
-  ) {
-    // An error on the stream (a reset by the peer) is followed by 'close', and nothing waits for it.
-    stream.on('error', () => undefined);
-    stream.once('close', () => clearTimeout(this.deadline));
-    // Peers set no deadline. A client that does gets it, as from grpc-js.
-    this.deadline = startDeadline(headers, (code, details) => this.fail({ code, details }, 'debug'));
-  }
-
-  /** Whether replies may still be written. */
-  get open(): boolean {
-    return !this.failed && !this.stream.destroyed && !this.stream.closed;
-  }
-
-  /**
-   * Whether the peer reset the call or lost its connection. Node 20's client
-   * ends a request before it resets it, so the member sees 'end' before
-   * 'aborted', and a request that ends inside a message was most likely cancelled.
-   */
-  get aborted(): boolean {
-    return this.stream.aborted || this.stream.destroyed;
-  }
-
-  /** Sends the response headers, once. */
-  respond(): void {
-    if (this.responded) return;
-    this.responded = true;
-    this.stream.respond(okHeaders, { waitForTrailers: true });
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
-  }
-
-  /** Ends the call with an OK status after `last`, if given. */
-  finish(last?: Buffer): void {
-    this.respond();
-    clearTimeout(this.deadline);
-    this.stream.end(last);
-  }
-
-  /** Ends the call with `problem` as its status, logging one line at `level`, unless it is over already. */
-  fail(problem: FramingProblem, level: 'warn' | 'debug' = 'warn'): void {
-    if (this.failed) return;
-    this.failed = true;
-    clearTimeout(this.deadline);
-    if (this.stream.destroyed || this.stream.closed) return;
-    const fields = { code: problem.code, err: problem.details, peer: peerAddress(this.stream) };
-    if (level === 'warn') this.log.warn(fields, 'peer call failed');
-    else if (this.log.isLevelEnabled('debug')) this.log.debug(fields, 'peer call failed');
-    if (!this.responded) {
-      sendStatusOnly(this.stream, problem.code, problem.details);
-      return;
-    }
-    this.trailers = { 'grpc-status': String(problem.code), 'grpc-message': percentEncode(problem.details) };
-    this.stream.end();
-  }
-}
-
 /**
  * Hands each PeerFrame of a Raft call to the member. A frame that does not
  * decode is dropped, as Raft resends what is lost. A call whose framing is
@@ -150,7 +79,7 @@ function serveRaft(
   log: Logger,
   dropped: DroppedFrames,
 ): void {
-  const call = new ServedCall(stream, headers, log);
+  const call = new ServedCall(stream, headers, log, peerCallLabels);
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
   const receive = (message: Buffer): void => {
@@ -166,7 +95,7 @@ function serveRaft(
       dropped.count += 1;
       const now = performance.now();
       if (now - dropped.warnedAtMs < invalidFrameWarnIntervalMs) return;
-      log.warn({ err: (err as Error).message, peer: peerAddress(stream), dropped: dropped.count }, 'dropped an invalid peer frame');
+      log.warn({ err: (err as Error).message, peer: remoteAddress(stream), dropped: dropped.count }, 'dropped an invalid peer frame');
       dropped.warnedAtMs = now;
       dropped.count = 0;
     }
@@ -200,7 +129,7 @@ function serveForward(
   messageBytesMax: number,
   log: Logger,
 ): void {
-  const call = new ServedCall(stream, headers, log);
+  const call = new ServedCall(stream, headers, log, peerCallLabels);
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
   let ended = false;

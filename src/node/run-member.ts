@@ -9,13 +9,16 @@ import { writeFileDurablySync } from '../storage/durable-fs';
 import { raftLogFileName } from '../storage/raft-log';
 import { ingestServiceDefinition, ingestServiceHandlers } from '../grpc/ingest-service';
 import { grpcMessageBytesMax, memberServerOptions } from '../grpc/peer-link';
+import { appendStreamRoute } from '../grpc/append-stream';
 import { peerRoutes } from '../grpc/peer-calls';
+import { ShutdownListeners } from '../grpc/server-stream';
 import { peerServiceHandlers } from '../grpc/peer-service';
 import { PeerTransport } from '../grpc/peer-transport';
 import { appendRoute, routeCalls } from '../grpc/unary-append';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
 import { Member } from './member';
+import type { AppendResult } from './waiters';
 import { checkMembership, foldersBeforeStart, forgetNewDataFolder, membershipFileName, rejoinMarkerFileName } from './membership-file';
 import { fetchSnapshotFromPeers, stateGapIndex } from './snapshot-fetch';
 
@@ -71,9 +74,13 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
 
   const http = buildHttpServer(member, logger);
   try {
-    const append = appendRoute((valueset) => member.append(valueset), grpcMessageBytesMax, logger);
+    const append = (valueset: string): Promise<AppendResult> => member.append(valueset);
+    const ingestCalls = [
+      appendRoute(append, grpcMessageBytesMax, logger),
+      appendStreamRoute(append, new ShutdownListeners(shutdown.signal), grpcMessageBytesMax, logger),
+    ];
     const peerCalls = peerRoutes(member, grpcMessageBytesMax, logger);
-    const grpcRoutes = new Map(raftServer === grpcServer ? [append, ...peerCalls] : [append]);
+    const grpcRoutes = new Map(raftServer === grpcServer ? [...ingestCalls, ...peerCalls] : ingestCalls);
     await bindGrpc(grpcServer, config.grpcAddress, '--grpc', (server) => routeCalls(server, grpcRoutes));
     if (raftServer !== grpcServer) {
       await bindGrpc(raftServer, config.raftAddress, '--raft', (server) => routeCalls(server, new Map(peerCalls)));

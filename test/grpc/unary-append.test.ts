@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadReplogPackage } from '../../src/client/proto';
-import { encodeStreamReply } from '../../src/grpc/ingest-service';
+import { encodeStreamReply } from '../../src/grpc/append-stream';
 import { encodeReply, percentEncode } from '../../src/grpc/unary-append';
 
 const ingest = (loadReplogPackage()['Ingest'] as grpc.ServiceClientConstructor).service;
