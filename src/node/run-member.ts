@@ -139,9 +139,27 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
 }
 
 /**
- * Binds a gRPC server with TCP_NODELAY on its accepted sockets. grpc-js 1.14
- * sets it on client sockets only. Without it a small reply can wait for the
- * peer's delayed ACK, up to 40 ms on Linux loopback.
+ * HTTP/2 receive window of each stream a member serves, in bytes, in place of
+ * the default 64 KiB. HAProxy 2.6 reads a connection's frames in order and
+ * stops at a DATA frame it has no room for, so the WINDOW_UPDATE frames behind
+ * that frame wait too. With 64 KiB, an AppendStream through HAProxy whose
+ * client sent without reading stayed stuck after the client read again: its
+ * requests stopped at the end of the member's window, and they then blocked
+ * the client's own window updates. A paused stream buffers at most this much.
+ */
+export const streamWindowBytes = 1024 * 1024;
+/**
+ * HTTP/2 receive window of each connection a member serves, in bytes. HAProxy
+ * carries many clients' calls over one connection, and all of them use this
+ * window while HAProxy does not see the member's updates.
+ */
+export const connectionWindowBytes = 8 * 1024 * 1024;
+
+/**
+ * Binds a gRPC server with TCP_NODELAY on its accepted sockets and the larger
+ * receive windows above. grpc-js 1.14 sets TCP_NODELAY on client sockets only.
+ * Without it a small reply can wait for the peer's delayed ACK, up to 40 ms on
+ * Linux loopback.
  */
 function bindGrpc(
   server: grpc.Server,
@@ -149,12 +167,14 @@ function bindGrpc(
   flag: string,
   prepare: (server: http2.Http2Server) => void = () => undefined,
 ): Promise<number> {
-  // NOTE: grpc-js offers no option for this, so http2.createServer is wrapped
+  // NOTE: grpc-js offers no option for these, so http2.createServer is wrapped
   // while bindAsync creates its listener; net.Server takes noDelay since Node 17.7.
   // `prepare` is called with each HTTP/2 server before grpc-js adds its listeners.
   const createServer = http2.createServer;
   const patched = (options: http2.ServerOptions, listener?: () => void): http2.Http2Server => {
-    const created = createServer({ ...options, noDelay: true } as http2.ServerOptions, listener);
+    const settings = { ...options.settings, initialWindowSize: streamWindowBytes };
+    const created = createServer({ ...options, settings, noDelay: true } as http2.ServerOptions, listener);
+    created.on('session', (session) => session.setLocalWindowSize(connectionWindowBytes));
     prepare(created);
     return created;
   };

@@ -2,11 +2,13 @@
 // real member and through a real HAProxy. A member keeps at most 65,536
 // unread replies of one stream, then fails it with RESOURCE_EXHAUSTED and
 // drops its later requests. A client that falls behind less gets every reply,
-// also through HAProxy, and its other calls go on meanwhile.
+// also through HAProxy, and its other calls go on meanwhile. That takes the
+// member's HTTP/2 receive windows, larger than the protocol's 64 KiB.
 import * as http2 from 'node:http2';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendRequestFrame } from '../../src/grpc/append-request';
+import { connectionWindowBytes, streamWindowBytes } from '../../src/node/run-member';
 import { startCluster, waitForLeader, type TestCluster } from './harness';
 
 const streamHeaders = { ':method': 'POST', ':path': '/replog.v1.Ingest/AppendStream', 'content-type': 'application/grpc', te: 'trailers' };
@@ -137,6 +139,21 @@ function openUnreadStream(target: string): UnreadStream {
 
 /** 1,000 requests with empty valuesets, which fail at once, so only unread replies can stop a member. */
 const emptyBatch = Buffer.concat(Array.from({ length: 1000 }, () => appendRequestFrame('')));
+
+test('member advertises larger receive windows', async () => {
+  const session = http2.connect(`http://${memberAddress}`);
+  session.on('error', () => undefined);
+  await new Promise((resolve) => session.once('remoteSettings', resolve));
+  // The member sends its connection's WINDOW_UPDATE before the ping's reply.
+  await new Promise<void>((resolve, reject) => {
+    session.ping((err) => (err ? reject(err) : resolve()));
+  });
+  const settings = session.remoteSettings;
+  const windowBytes = session.state.remoteWindowSize;
+  session.close();
+  assert.is(settings.initialWindowSize, streamWindowBytes, 'window of each stream');
+  assert.is(windowBytes, connectionWindowBytes, 'window of the connection');
+});
 
 test('unread replies fail the stream', async () => {
   const { session, stream } = openUnreadStream(memberAddress);
