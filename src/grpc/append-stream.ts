@@ -33,8 +33,6 @@ export const streamInflightCharsMax = 8 * 1024 * 1024;
 export const streamUnreadRepliesMax = 65_536;
 /** Bytes of the longest frame of a successful reply: the gRPC prefix and an AppendReply. */
 const okReplyFrameBytesMax = prefixBytes + 11;
-/** Replies in one write, about 16 KB, one DATA frame of the default size. */
-const writeRepliesMax = 1;
 /** Settled requests at the front of a stream's queue after which the queue drops them. */
 const queueCompactAt = 4096;
 
@@ -101,14 +99,8 @@ function serveAppendStream(
   let queue: Request[] = [];
   let head = 0;
   let inflightChars = 0;
-  /**
-   * Replies handed out whose DATA the client has not taken yet: those in
-   * `outbox` and those of the write in progress.
-   */
+  /** Replies written whose DATA the client has not taken yet. */
   let unread = 0;
-  /** Replies in request order that wait for the write in progress to complete. */
-  let outbox: Request[] = [];
-  let writing = false;
   let paused = false;
   let closing = false;
   let ended = false;
@@ -128,7 +120,7 @@ function serveAppendStream(
   };
   /** Ends the call once every request read has its reply: UNAVAILABLE at shutdown, OK after the client's end. */
   const maybeEnd = (): void => {
-    if (inflight() > 0 || outbox.length > 0 || !call.open) return;
+    if (inflight() > 0 || !call.open) return;
     if (closing) {
       const error = errors.shuttingDown();
       call.fail({ code: error.code, details: error.message }, 'debug');
@@ -144,32 +136,8 @@ function serveAppendStream(
   });
   stream.once('close', () => forget());
 
-  /**
-   * Writes the replies in `outbox` once no other write is in progress. One
-   * write at a time keeps the replies a client does not read in this queue
-   * rather than in Node's: with megabytes queued there, a member behind
-   * HAProxy stopped reading the stream's requests for good.
-   */
-  const writeOutbox = (): void => {
-    if (writing || outbox.length === 0 || !call.open) return;
-    const replies = outbox.length <= writeRepliesMax ? outbox : outbox.splice(0, writeRepliesMax);
-    if (replies === outbox) outbox = [];
-    writing = true;
-    call.respond();
-    stream.write(replyFrames(replies), () => {
-      writing = false;
-      unread -= replies.length;
-      writeOutbox();
-      maybeEnd();
-    });
-  };
   const failOverrun = (): void => {
     forget();
-    // The replies handed out before the limit go first, then the status.
-    if (outbox.length > 0) {
-      stream.write(replyFrames(outbox));
-      outbox = [];
-    }
     const details = `${unread} replies wait for the client to read them, the limit is ${streamUnreadRepliesMax}; read the replies while sending requests`;
     call.fail({ code: status.RESOURCE_EXHAUSTED, details });
     // Reading on, and dropping, keeps a proxy in front from stalling the client's connection.
@@ -178,13 +146,12 @@ function serveAppendStream(
       stream.resume();
     }
   };
-  /** Hands the replies that are next in request order to the outbox, and writes it when no write is in progress. */
+  /** Writes the replies that are next in request order, together. */
   const flush = (): void => {
     flushScheduled = false;
     const first = head;
     while (head < queue.length && queue[head]!.outcome !== null) inflightChars -= queue[head++]!.chars;
-    const count = head - first;
-    if (call.open) for (let i = first; i < head; i++) outbox.push(queue[i]!);
+    const replies = queue.slice(first, head);
     if (head === queue.length) {
       queue = [];
       head = 0;
@@ -193,10 +160,14 @@ function serveAppendStream(
       head = 0;
     }
     updateFlow();
-    if (count > 0 && call.open) {
+    if (replies.length > 0 && call.open) {
+      call.respond();
+      const count = replies.length;
       unread += count;
+      stream.write(replyFrames(replies), () => {
+        unread -= count;
+      });
       if (unread >= streamUnreadRepliesMax) failOverrun();
-      else writeOutbox();
     }
     maybeEnd();
   };
