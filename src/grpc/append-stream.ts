@@ -12,10 +12,9 @@ import type { AppendResult } from '../node/waiters';
 import { decodeAppendRequest } from './append-request';
 import { errors, ReplogError, toReplogError } from './errors';
 import { GrpcMessageReader, prefixBytes } from './grpc-messages';
-import { encodeVarint } from './protobuf-fields';
 import { ServedCall, type CallLabels } from './served-call';
 import type { ShutdownListeners } from './server-stream';
-import { encodeReply, writeReply, type AppendFunction, type CallHandler } from './unary-append';
+import { appendReplyBytes, writeAppendReply, writeReply, type AppendFunction, type AppendReplyWire, type CallHandler } from './unary-append';
 
 /** The HTTP/2 :path of the AppendStream method. */
 export const appendStreamPath = '/replog.v1.Ingest/AppendStream';
@@ -38,27 +37,16 @@ const queueCompactAt = 4096;
 
 const appendStreamLabels: CallLabels = { failed: 'append stream failed', remote: 'client' };
 
-/** An AppendStream reply: the append's result, or a gRPC status code and why. */
-export interface StreamReplyWire {
-  readonly index: number;
-  readonly duplicate: boolean;
-  readonly code: number;
-  readonly error: string;
-}
-
 /**
  * Encodes an AppendStream reply by hand, as the unary handler does, because
  * the proto loader's encoder took 2-3% of a member's time under AppendStream
  * load. Fields at their default are left out, as proto3 does.
  */
-export function encodeStreamReply(reply: StreamReplyWire): Buffer {
-  const result = encodeReply(reply);
-  if (reply.code === 0 && reply.error === '') return result;
-  const error = Buffer.from(reply.error, 'utf8');
-  const parts = [result];
-  if (reply.code !== 0) parts.push(Buffer.from([0x18]), encodeVarint(reply.code));
-  if (error.length > 0) parts.push(Buffer.from([0x22]), encodeVarint(error.length), error);
-  return Buffer.concat(parts);
+export function encodeStreamReply(reply: AppendReplyWire): Buffer {
+  const error = reply.error === '' ? null : Buffer.from(reply.error, 'utf8');
+  const bytes = Buffer.allocUnsafe(appendReplyBytes(reply, error));
+  writeAppendReply(reply, error, bytes, 0);
+  return bytes;
 }
 
 /** One request of a stream in request order: its outcome once settled, and the valueset's length. */
@@ -95,7 +83,7 @@ function serveAppendStream(
   const call = new ServedCall(stream, headers, log, appendStreamLabels);
   const reader = new GrpcMessageReader(messageBytesMax);
   const messages: Buffer[] = [];
-  /** Requests from `head` on have no reply written yet; those before it are done. */
+  /** Requests from `head` on have no reply written yet, and those before it are done. */
   let queue: Request[] = [];
   let head = 0;
   let inflightChars = 0;
@@ -201,7 +189,7 @@ function serveAppendStream(
   };
 
   stream.on('data', (chunk: Buffer) => {
-    // A request read after shutdown began gets no reply; the client resends it after the UNAVAILABLE status.
+    // A request read after shutdown began gets no reply, so the client resends it after the UNAVAILABLE status.
     if (call.failed || closing) return;
     const problem = reader.push(chunk, messages);
     for (const message of messages) receive(message);
@@ -248,10 +236,12 @@ function replyFrames(requests: readonly Request[]): Buffer {
 
 /** Encodes the reply of a failed append as one gRPC message. */
 function errorFrame(error: ReplogError): Buffer {
-  const reply = encodeStreamReply({ index: 0, duplicate: false, code: error.code, error: error.message });
-  const frame = Buffer.allocUnsafe(prefixBytes + reply.length);
+  const reply: AppendReplyWire = { index: 0, duplicate: false, code: error.code, error: error.message };
+  const text = error.message === '' ? null : Buffer.from(error.message, 'utf8');
+  const length = appendReplyBytes(reply, text);
+  const frame = Buffer.allocUnsafe(prefixBytes + length);
   frame[0] = 0;
-  frame.writeUInt32BE(reply.length, 1);
-  reply.copy(frame, prefixBytes);
+  frame.writeUInt32BE(length, 1);
+  writeAppendReply(reply, text, frame, prefixBytes);
   return frame;
 }

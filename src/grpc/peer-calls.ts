@@ -16,7 +16,7 @@ import { scanFields, varintBytes, wireLengthDelimited, wireVarint, writeVarint }
 import { GrpcMessageReader, prefixBytes, type FramingProblem } from './grpc-messages';
 import { forwardBatchMax } from './peer-link';
 import { remoteAddress, ServedCall, type CallLabels } from './served-call';
-import { writeReply, type CallHandler } from './unary-append';
+import { appendReplyBytes, writeAppendReply, type AppendReplyWire, type CallHandler } from './unary-append';
 
 /** The HTTP/2 :path of the Raft method. */
 export const raftPath = '/replog.v1.Peer/Raft';
@@ -34,7 +34,7 @@ const emptyMessage = Buffer.alloc(prefixBytes);
 const noPayload = Buffer.alloc(0);
 
 const peerFrameFields = { 1: { name: 'payload', wireType: wireLengthDelimited } };
-/** How the failures of Raft and Forward calls read in the log. */
+/** Labels of the failures of Raft and Forward calls in the log. */
 const peerCallLabels: CallLabels = { failed: 'peer call failed', remote: 'peer' };
 
 const forwardBatchFields = {
@@ -43,13 +43,6 @@ const forwardBatchFields = {
 };
 
 /** One reply of a ForwardReplies message, as AppendReply encodes it. */
-interface ForwardReply {
-  readonly index: number;
-  readonly duplicate: boolean;
-  readonly code: number;
-  readonly error: string;
-}
-
 /** Invalid Raft frames dropped since the last warning, over all Raft calls of a member. */
 interface DroppedFrames {
   count: number;
@@ -139,8 +132,8 @@ function serveForward(
   };
   const serveBatch = (message: Buffer): void => {
     const batch = decodeForwardBatch(message);
-    if (!Array.isArray(batch.valuesets)) {
-      call.fail(batch.valuesets);
+    if ('problem' in batch) {
+      call.fail(batch.problem);
       return;
     }
     pending++;
@@ -177,12 +170,14 @@ function serveForward(
   });
 }
 
+/** A decoded ForwardBatch, or why the message is not a valid one. */
+type DecodedForwardBatch = { readonly batchId: Buffer; readonly valuesets: string[] } | { readonly problem: FramingProblem };
+
 /**
  * Decodes a ForwardBatch. The batch id comes back as the bytes of its varint,
- * so that the reply repeats any id exactly, also one above 2^53. Returns in
- * place of the valuesets why the message is not a valid batch.
+ * so that the reply repeats any id exactly, also one above 2^53.
  */
-function decodeForwardBatch(message: Buffer): { batchId: Buffer; valuesets: string[] | FramingProblem } {
+function decodeForwardBatch(message: Buffer): DecodedForwardBatch {
   let batchId = message.subarray(0, 0);
   const valuesets: string[] = [];
   let count = 0;
@@ -194,10 +189,10 @@ function decodeForwardBatch(message: Buffer): { batchId: Buffer; valuesets: stri
     }
     return null;
   });
-  if (problem !== null) return { batchId, valuesets: { code: status.INTERNAL, details: `invalid ForwardBatch: ${problem}` } };
+  if (problem !== null) return { problem: { code: status.INTERNAL, details: `invalid ForwardBatch: ${problem}` } };
   // Every build sends at most forwardBatchMax, and the reply to a longer batch could pass the message limit.
   if (count > forwardBatchMax) {
-    return { batchId, valuesets: { code: status.RESOURCE_EXHAUSTED, details: `a ForwardBatch carries ${count} valuesets, the limit is ${forwardBatchMax}` } };
+    return { problem: { code: status.RESOURCE_EXHAUSTED, details: `a ForwardBatch carries ${count} valuesets, the limit is ${forwardBatchMax}` } };
   }
   return { batchId, valuesets };
 }
@@ -212,7 +207,7 @@ function appendForwarded(member: Member, valueset: string): Promise<AppendResult
 }
 
 /** Converts the outcome of one forwarded append into its reply. */
-function forwardReply(result: PromiseSettledResult<AppendResult>): ForwardReply {
+function forwardReply(result: PromiseSettledResult<AppendResult>): AppendReplyWire {
   if (result.status === 'fulfilled') return { index: result.value.index, duplicate: result.value.duplicate, code: 0, error: '' };
   const err = toReplogError(result.reason);
   return { index: 0, duplicate: false, code: err.code, error: err.message };
@@ -224,16 +219,11 @@ function forwardReply(result: PromiseSettledResult<AppendResult>): ForwardReply 
  * AppendReply per reply in field 2. Other fields at their default are left
  * out, as proto3 does.
  */
-export function encodeForwardReplies(batchId: Buffer, replies: readonly ForwardReply[]): Buffer {
+export function encodeForwardReplies(batchId: Buffer, replies: readonly AppendReplyWire[]): Buffer {
   const errorTexts = replies.map((reply) => (reply.error === '' ? null : Buffer.from(reply.error, 'utf8')));
   let bytes = batchId.length > 0 ? 1 + batchId.length : 0;
   const replyBytes = replies.map((reply, i) => {
-    const error = errorTexts[i];
-    const length =
-      (reply.index > 0 ? 1 + varintBytes(reply.index) : 0) +
-      (reply.duplicate ? 2 : 0) +
-      (reply.code > 0 ? 1 + varintBytes(reply.code) : 0) +
-      (error ? 1 + varintBytes(error.length) + error.length : 0);
+    const length = appendReplyBytes(reply, errorTexts[i]!);
     bytes += 1 + varintBytes(length) + length;
     return length;
   });
@@ -248,17 +238,7 @@ export function encodeForwardReplies(batchId: Buffer, replies: readonly ForwardR
   replies.forEach((reply, i) => {
     frame[at++] = 0x12;
     at = writeVarint(frame, at, replyBytes[i]!);
-    at += writeReply(reply, frame, at);
-    if (reply.code > 0) {
-      frame[at++] = 0x18;
-      at = writeVarint(frame, at, reply.code);
-    }
-    const error = errorTexts[i];
-    if (error) {
-      frame[at++] = 0x22;
-      at = writeVarint(frame, at, error.length);
-      at += error.copy(frame, at);
-    }
+    at += writeAppendReply(reply, errorTexts[i]!, frame, at);
   });
   return frame;
 }

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AppendResult } from '../node/waiters';
 import { errors, ReplogError } from './errors';
+import type { AppendReplyWire } from './unary-append';
 
 /**
  * Largest gRPC message a member's servers accept, from clients and from peers.
@@ -77,16 +78,9 @@ interface ForwardItem {
   readonly reject: (err: ReplogError) => void;
 }
 
-interface ForwardReplyWire {
-  readonly index: number;
-  readonly duplicate: boolean;
-  readonly code: number;
-  readonly error: string;
-}
-
 type PeerClient = grpc.Client & {
   Raft(callback: grpc.requestCallback<object>): grpc.ClientWritableStream<{ payload: Buffer }>;
-  Forward(): grpc.ClientDuplexStream<{ batchId: number; valuesets: string[] }, { batchId: number; replies: ForwardReplyWire[] }>;
+  Forward(): grpc.ClientDuplexStream<{ batchId: number; valuesets: string[] }, { batchId: number; replies: AppendReplyWire[] }>;
   InstallSnapshot(callback: grpc.requestCallback<{ ok: boolean; error: string }>): grpc.ClientWritableStream<object>;
 };
 
@@ -240,7 +234,7 @@ export class PeerLink {
   private openForwardStream(): ForwardStream {
     const stream = this.client.Forward();
     this.forwardStream = stream;
-    stream.on('data', (message: { batchId: number; replies: ForwardReplyWire[] }) => {
+    stream.on('data', (message: { batchId: number; replies: AppendReplyWire[] }) => {
       this.settleBatch(message.batchId, message.replies);
     });
     const fail = (reason: string): void => {
@@ -274,7 +268,7 @@ export class PeerLink {
     stream?.cancel();
   }
 
-  private settleBatch(batchId: number, replies: readonly ForwardReplyWire[]): void {
+  private settleBatch(batchId: number, replies: readonly AppendReplyWire[]): void {
     const batch = this.forwardPending.get(batchId)?.items;
     if (!batch) return;
     this.forwardPending.delete(batchId);

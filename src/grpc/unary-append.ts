@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { AppendResult } from '../node/waiters';
 import { decodeAppendRequest } from './append-request';
 import { prefixBytes } from './grpc-messages';
-import { writeVarint } from './protobuf-fields';
+import { varintBytes, writeVarint } from './protobuf-fields';
 import { toReplogError } from './errors';
 
 /** The HTTP/2 :path of the unary Append method. */
@@ -249,6 +249,43 @@ export function writeReply(result: AppendResult, target: Buffer, offset: number)
   if (result.duplicate) {
     target[at++] = 0x10;
     target[at++] = 1;
+  }
+  return at - offset;
+}
+
+/** An AppendReply with every field: the append's result, or a gRPC status code and why. */
+export interface AppendReplyWire {
+  readonly index: number;
+  readonly duplicate: boolean;
+  readonly code: number;
+  readonly error: string;
+}
+
+/** Returns the encoded length of `reply`, whose error text is `error` in UTF-8, or null when empty. */
+export function appendReplyBytes(reply: AppendReplyWire, error: Buffer | null): number {
+  return (
+    (reply.index > 0 ? 1 + varintBytes(reply.index) : 0) +
+    (reply.duplicate ? 2 : 0) +
+    (reply.code > 0 ? 1 + varintBytes(reply.code) : 0) +
+    (error ? 1 + varintBytes(error.length) + error.length : 0)
+  );
+}
+
+/**
+ * Writes `reply` into `target` at `offset` and returns its length: the fields
+ * of writeReply, then field 3 (code) and field 4 (error, `error` in UTF-8)
+ * when set. `target` needs appendReplyBytes(reply, error) bytes from `offset`.
+ */
+export function writeAppendReply(reply: AppendReplyWire, error: Buffer | null, target: Buffer, offset: number): number {
+  let at = offset + writeReply(reply, target, offset);
+  if (reply.code > 0) {
+    target[at++] = 0x18;
+    at = writeVarint(target, at, reply.code);
+  }
+  if (error) {
+    target[at++] = 0x22;
+    at = writeVarint(target, at, error.length);
+    at += error.copy(target, at);
   }
   return at - offset;
 }
