@@ -197,13 +197,7 @@ function serveAppendStream(
     if (problem !== null) call.fail(problem, 'debug');
     else updateFlow();
   });
-  stream.on('end', () => {
-    if (call.failed || call.aborted) return;
-    const problem = reader.endProblem();
-    if (problem !== null) {
-      call.fail(problem, 'debug');
-      return;
-    }
+  call.onClientEnd(reader, () => {
     ended = true;
     maybeEnd();
   });

@@ -100,12 +100,7 @@ function serveRaft(
     messages.length = 0;
     if (problem !== null) call.fail(problem);
   });
-  stream.on('end', () => {
-    if (call.failed || call.aborted) return;
-    const problem = reader.endProblem();
-    if (problem !== null) call.fail(problem, 'debug');
-    else call.finish(emptyMessage);
-  });
+  call.onClientEnd(reader, () => call.finish(emptyMessage));
 }
 
 /**
@@ -158,13 +153,7 @@ function serveForward(
     messages.length = 0;
     if (problem !== null) call.fail(problem);
   });
-  stream.on('end', () => {
-    if (call.failed || call.aborted) return;
-    const problem = reader.endProblem();
-    if (problem !== null) {
-      call.fail(problem, 'debug');
-      return;
-    }
+  call.onClientEnd(reader, () => {
     ended = true;
     maybeFinish();
   });

@@ -3,7 +3,7 @@
 // once, the status it ends with, and the call's deadline.
 import type * as http2 from 'node:http2';
 import type { Logger } from 'pino';
-import type { FramingProblem } from './grpc-messages';
+import type { FramingProblem, GrpcMessageReader } from './grpc-messages';
 import { okHeaders, okTrailers, percentEncode, sendStatusOnly, startDeadline } from './unary-append';
 
 /** Returns the address at the other end of the stream's connection, for log lines. */
@@ -12,7 +12,7 @@ export function remoteAddress(stream: http2.ServerHttp2Stream): string {
   return socket ? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` : 'unknown';
 }
 
-/** How a call's failures read in the log: the message, and the field that names the other end. */
+/** Labels of a call's failures in the log: the message, and the field that names the other end. */
 export interface CallLabels {
   readonly failed: string;
   readonly remote: 'peer' | 'client';
@@ -39,6 +39,19 @@ export class ServedCall {
     stream.once('close', () => clearTimeout(this.deadline));
     // Peers and replog's clients set no deadline. A client that does gets it, as from grpc-js.
     this.deadline = startDeadline(headers, (code, details) => this.fail({ code, details }, 'debug'));
+  }
+
+  /**
+   * Calls `onEnd` once the client ends its side after whole messages, and
+   * fails the call when it ends inside one. Neither runs after a failure or a reset.
+   */
+  onClientEnd(reader: GrpcMessageReader, onEnd: () => void): void {
+    this.stream.on('end', () => {
+      if (this.failed || this.aborted) return;
+      const problem = reader.endProblem();
+      if (problem !== null) this.fail(problem, 'debug');
+      else onEnd();
+    });
   }
 
   /** Whether replies may still be written. */
