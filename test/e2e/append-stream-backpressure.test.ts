@@ -191,4 +191,22 @@ test('unread replies through HAProxy arrive', async () => {
   assert.ok(codes.every((code) => code === 3), 'every reply is the INVALID_ARGUMENT of an empty valueset');
 });
 
+test('two megabytes unread through HAProxy end', async () => {
+  assert.is(await appendThroughHaproxy(`routed-again-${Date.now()}`, 20_000), '0', 'HAProxy routes an Append to the member');
+  const { session, stream, httpStatus } = openUnreadStream(tc.target);
+  // 100,000 requests of about 20 bytes: more than the 65,536 replies a member
+  // keeps unread, so the stream fails, and more than 1 MiB of requests.
+  const tag = Date.now();
+  const batches = Array.from({ length: 100 }, (_, b) =>
+    Buffer.concat(Array.from({ length: 1000 }, (_, i) => appendRequestFrame(`jam-${tag}-${b * 1000 + i}`))),
+  );
+  const sent = await writeAll(stream, batches);
+  assert.ok(sent, `HAProxy and the member take all 100,000 requests (HTTP status ${httpStatus()})`);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const { codes, trailers } = await readToEnd(stream);
+  session.close();
+  assert.is(trailers['grpc-status'], '8', `RESOURCE_EXHAUSTED: ${String(trailers['grpc-message'])}`);
+  assert.ok(codes.length >= 65_536, `${codes.length} replies before the status: at least the unread ones`);
+});
+
 test.run();
