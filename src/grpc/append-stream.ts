@@ -14,7 +14,7 @@ import { errors, ReplogError, toReplogError } from './errors';
 import { GrpcMessageReader, prefixBytes } from './grpc-messages';
 import { ServedCall, type CallLabels } from './served-call';
 import type { ShutdownListeners } from './server-stream';
-import { appendReplyBytes, writeAppendReply, writeReply, type AppendFunction, type AppendReplyWire, type CallHandler } from './unary-append';
+import { appendReplyBytes, startAppend, writeAppendReply, writeReply, type AppendFunction, type AppendReplyWire, type CallHandler } from './unary-append';
 
 /** The HTTP/2 :path of the AppendStream method. */
 export const appendStreamPath = '/replog.v1.Ingest/AppendStream';
@@ -175,14 +175,7 @@ function serveAppendStream(
       settle(request, decoded.invalid);
       return;
     }
-    let appended: Promise<AppendResult>;
-    try {
-      appended = append(decoded.valueset);
-    } catch (err) {
-      // A synchronous throw (a storage error in the duplicate lookup) must not escape the event handler.
-      appended = Promise.reject(err);
-    }
-    appended.then(
+    startAppend(append, decoded.valueset).then(
       (result) => settle(request, result),
       (err: unknown) => settle(request, toReplogError(err)),
     );

@@ -61,7 +61,7 @@ export class ServedCall {
 
   /**
    * Whether the other end reset the call or lost its connection. Node 20's
-   * client ends a request before it resets it, so the member sees 'end' before
+   * client ends a request before it resets it, so the member gets 'end' before
    * 'aborted', and a request that ends inside a message was most likely cancelled.
    */
   get aborted(): boolean {

@@ -144,14 +144,7 @@ function serveAppend(
       fail(request.invalid.code, request.invalid.message);
       return;
     }
-    let appended: Promise<AppendResult>;
-    try {
-      appended = append(request.valueset);
-    } catch (err) {
-      // A synchronous throw (a storage error in the duplicate lookup) must not escape the event handler.
-      appended = Promise.reject(err);
-    }
-    appended.then(
+    startAppend(append, request.valueset).then(
       (result) => {
         if (finish()) sendReply(stream, result);
       },
@@ -226,6 +219,18 @@ export function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, de
     { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': percentEncode(details) },
     { endStream: true },
   );
+}
+
+/**
+ * Calls `append` with `valueset`. A synchronous throw (a storage error in the
+ * duplicate lookup) becomes a rejection, so it cannot escape an event handler.
+ */
+export function startAppend(append: AppendFunction, valueset: string): Promise<AppendResult> {
+  try {
+    return append(valueset);
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /** Encodes an AppendReply into a Buffer of its own. */
