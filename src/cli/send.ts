@@ -56,7 +56,7 @@ for invalid flags, 130 when interrupted.
                             order, because each append waits for the one before
   --stream                  pipeline appends over one AppendStream call
   --deadline-ms N           time budget of one attempt, in ms (default ${sendDefaults.deadlineMs})
-  --retries N               retries of UNAVAILABLE and DEADLINE_EXCEEDED (default ${sendDefaults.retries})
+  --retries N               retries of UNAVAILABLE, DEADLINE_EXCEEDED and overload (default ${sendDefaults.retries})
   --json                    print the summary as JSON
   -h, --help                show this help
 `;
@@ -280,7 +280,7 @@ async function sendWorker(
       tally.recordResult(result, retried);
     } catch (error) {
       // After an interrupt no append is retried, so one that failed with
-      // UNAVAILABLE or DEADLINE_EXCEEDED stays unanswered. It may be stored.
+      // UNAVAILABLE, DEADLINE_EXCEEDED or overload stays unanswered. It may be stored.
       if (!(stop.aborted && isRetryableAppendError(error))) tally.recordError(error, next.value.line);
     }
     progress.update();

@@ -130,7 +130,7 @@ export class AppendStream {
       return;
     }
     if (reply.code !== grpc.status.OK) {
-      head.reject(new IngestError(reply.code, reply.error));
+      head.reject(new IngestError(reply.code, reply.error, streamReplyPushbackMs(reply.code)));
     } else {
       head.resolve({ index: reply.index, duplicate: reply.duplicate });
     }
@@ -190,4 +190,14 @@ export class AppendStream {
 function errorDetails(error: Error): string {
   const details = (error as Partial<grpc.ServiceError>).details;
   return typeof details === 'string' && details !== '' ? details : error.message;
+}
+
+/**
+ * Returns the pause that a failed AppendStream reply requests. A reply cannot
+ * carry trailers, but its RESOURCE_EXHAUSTED always means that the member was
+ * overloaded: a request too large fails the whole stream instead. So that
+ * code requests a retry after the client's own back-off, and no more.
+ */
+function streamReplyPushbackMs(code: grpc.status): number | null {
+  return code === grpc.status.RESOURCE_EXHAUSTED ? 0 : null;
 }

@@ -3,15 +3,36 @@ import * as grpc from '@grpc/grpc-js';
 /** Message of the CANCELLED error of an append stream that this client cancelled. */
 export const clientCancelMessage = 'append stream cancelled by the client';
 
-/** A failed replog call: the gRPC status code and the server's message. */
+/** Name of the gRPC trailer in which a server requests a pause before a retry. */
+export const retryPushbackTrailer = 'grpc-retry-pushback-ms';
+
+/**
+ * A failed replog call: the gRPC status code, the server's message, and the
+ * pause before a retry that the server requested, or null when it requested
+ * none. An overloaded member requests one with RESOURCE_EXHAUSTED, and a
+ * request that is too large gets the same code without it.
+ */
 export class IngestError extends Error {
   readonly code: grpc.status;
+  readonly retryPushbackMs: number | null;
 
-  constructor(code: grpc.status, message: string) {
+  constructor(code: grpc.status, message: string, retryPushbackMs: number | null = null) {
     super(`${statusCodeName(code)}: ${withMeaning(message)}`);
     this.name = 'IngestError';
     this.code = code;
+    this.retryPushbackMs = retryPushbackMs;
   }
+}
+
+/**
+ * Returns the pause before a retry that the trailers of a failed call
+ * request, or null when they request none or the value is not a count of
+ * milliseconds.
+ */
+export function retryPushbackOf(trailers: grpc.Metadata | undefined): number | null {
+  const value = trailers?.get(retryPushbackTrailer)[0];
+  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) return null;
+  return Number(value);
 }
 
 /**
@@ -42,13 +63,15 @@ export function errorCode(error: unknown): grpc.status {
 
 /**
  * Return true when an append that failed with this error may be sent again:
- * UNAVAILABLE, DEADLINE_EXCEEDED, or a call cut off by its server or by a
- * proxy. Appends deduplicate by valueset, so a retry of an append whose
+ * UNAVAILABLE, DEADLINE_EXCEEDED, a call cut off by its server or by a
+ * proxy, or RESOURCE_EXHAUSTED from an overloaded member, which requests a
+ * pause first. Appends deduplicate by valueset, so a retry of an append whose
  * outcome is unknown stores the valueset at most once.
  */
 export function isRetryableAppendError(error: unknown): boolean {
   const code = errorCode(error);
   if (code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED) return true;
+  if (code === grpc.status.RESOURCE_EXHAUSTED) return retryPushbackMsOf(error) !== null;
   // HAProxy resets the streams of a member that died with CANCELLED, and
   // grpc-js reports "Call cancelled". A cancel by this client is not retried.
   if (code === grpc.status.CANCELLED) {
@@ -58,4 +81,9 @@ export function isRetryableAppendError(error: unknown): boolean {
   // NOTE: grpc-js 1.14 reports a server that closes the stream without a
   // status (as a member does when it stops) as INTERNAL "Received RST_STREAM".
   return code === grpc.status.INTERNAL && error instanceof Error && error.message.includes('RST_STREAM');
+}
+
+/** Returns the pause before a retry that the server requested with `error`, or null. */
+export function retryPushbackMsOf(error: unknown): number | null {
+  return error instanceof IngestError ? error.retryPushbackMs : null;
 }

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRetryableAppendError } from './errors';
+import { isRetryableAppendError, retryPushbackMsOf } from './errors';
 import type { AppendResult } from './types';
 
 /** When and how often a failed append is sent again. */
@@ -18,10 +18,11 @@ export const retryPolicyDefaults: RetryPolicy = {
 };
 
 /**
- * Run `appendOnce` until it succeeds, fails with a status that is not
- * UNAVAILABLE or DEADLINE_EXCEEDED, the retries run out, or `signal` is
- * aborted; the last error is thrown. An abort also ends the pause before a
- * retry. Retrying is safe because members store each valueset at most once.
+ * Run `appendOnce` until it succeeds or the retries run out. An error that
+ * isRetryableAppendError() does not retry, or an abort of `signal`, ends the
+ * loop early, and the last error is thrown. An abort also ends the pause
+ * before a retry. Retrying is safe because members store each valueset at
+ * most once.
  */
 export async function appendWithRetry(
   appendOnce: () => Promise<AppendResult>,
@@ -34,7 +35,8 @@ export async function appendWithRetry(
       return await appendOnce();
     } catch (error) {
       if (attempt >= policy.retriesMax || !isRetryableAppendError(error) || signal?.aborted) throw error;
-      const backoffMs = Math.min(policy.backoffMsMax, policy.backoffMs * 2 ** attempt);
+      // An overloaded member may request a longer pause than the back-off.
+      const backoffMs = Math.max(retryPushbackMsOf(error) ?? 0, Math.min(policy.backoffMsMax, policy.backoffMs * 2 ** attempt));
       // An abort rejects the pause with an AbortError; the append's own error is the one to report.
       await sleep(backoffMs, undefined, { signal }).catch(() => undefined);
       if (signal?.aborted) throw error;

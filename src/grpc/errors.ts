@@ -1,6 +1,17 @@
 import { status } from '@grpc/grpc-js';
 
 /**
+ * Pause in milliseconds that an overloaded member requests of a client before it
+ * sends a rejected append again. It travels in the standard gRPC trailer
+ * `grpc-retry-pushback-ms`, which tells overload apart from a request that is
+ * too large, the other cause of RESOURCE_EXHAUSTED.
+ */
+export const overloadRetryPushbackMs = 100;
+
+/** Name of the gRPC trailer that carries a server's requested pause before a retry. */
+export const retryPushbackTrailer = 'grpc-retry-pushback-ms';
+
+/**
  * An error that reaches a client as a gRPC status. Every failure the client API
  * reports is built by one of the constructors below, so the catalogue of codes
  * and their wording lives in this file.
@@ -10,6 +21,8 @@ export class ReplogError extends Error {
   constructor(
     readonly code: status,
     message: string,
+    /** Pause before a retry that the reply requests, or null when it requests none. */
+    readonly retryPushbackMs: number | null = null,
   ) {
     super(message);
   }
@@ -54,12 +67,21 @@ export const errors = {
     new ReplogError(
       status.RESOURCE_EXHAUSTED,
       `overloaded: ${pending} appends in progress, the limit is ${max}; retry after a short back-off`,
+      overloadRetryPushbackMs,
     ),
   overloadedBytes: (pendingBytes: number, bytes: number, max: number) =>
     new ReplogError(
       status.RESOURCE_EXHAUSTED,
       `overloaded: ${pendingBytes} bytes of valuesets in progress and ${bytes} more in this append, the limit is ${max}; retry after a short back-off`,
+      overloadRetryPushbackMs,
     ),
+  /**
+   * Rebuilds the error of a leader's reply to a forwarded append. The leader
+   * sends RESOURCE_EXHAUSTED there only for its bounds on appends in
+   * progress, so that code keeps its request for a pause.
+   */
+  fromLeaderReply: (code: status, message: string) =>
+    new ReplogError(code, message, code === status.RESOURCE_EXHAUSTED ? overloadRetryPushbackMs : null),
   handingOver: () =>
     new ReplogError(status.UNAVAILABLE, 'the leader is handing over its role and stored nothing; retry is safe'),
   committedCatchingUp: (index: number, appliedIndex: number) =>

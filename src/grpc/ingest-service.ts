@@ -4,7 +4,7 @@ import type { Member } from '../node/member';
 import type { StoredMessage } from '../storage/types';
 import { decodeAppendRequest, type AppendRequestWire } from './append-request';
 import { encodeStreamReply, streamInflightCharsMax, streamInflightMax, streamUnreadRepliesMax } from './append-stream';
-import { errors, ReplogError, toReplogError } from './errors';
+import { errors, ReplogError, retryPushbackTrailer, toReplogError } from './errors';
 import { decodeReadRequest, type ReadRequestWire } from './read-request';
 import { failStream, ShutdownListeners, waitForDrain } from './server-stream';
 interface MessageWire {
@@ -60,10 +60,7 @@ export function ingestServiceHandlers(
       }
       member.append(call.request.valueset).then(
         (result) => callback(null, { index: result.index, duplicate: result.duplicate }),
-        (err: unknown) => {
-          const error = toReplogError(err);
-          callback({ code: error.code, details: error.message });
-        },
+        (err: unknown) => callback(serviceErrorOf(toReplogError(err))),
       );
     },
     AppendStream: (call: grpc.ServerDuplexStream<AppendRequestWire, object>) => handleAppendStream(member, log, call, streams),
@@ -250,4 +247,12 @@ function waitForApply(
 
 function toWire(message: StoredMessage): MessageWire {
   return { index: message.index, valueset: message.valueset, receivedAtMs: message.receivedAtMs };
+}
+
+/** Returns the status that grpc-js sends for `error`, with its request for a pause as a trailer. */
+function serviceErrorOf(error: ReplogError): Partial<grpc.StatusObject> {
+  if (error.retryPushbackMs === null) return { code: error.code, details: error.message };
+  const metadata = new grpc.Metadata();
+  metadata.set(retryPushbackTrailer, String(error.retryPushbackMs));
+  return { code: error.code, details: error.message, metadata };
 }

@@ -13,7 +13,7 @@ import type { AppendResult } from '../node/waiters';
 import { decodeAppendRequest } from './append-request';
 import { prefixBytes } from './grpc-messages';
 import { varintBytes, writeVarint } from './protobuf-fields';
-import { toReplogError } from './errors';
+import { retryPushbackTrailer, toReplogError } from './errors';
 
 /** The HTTP/2 :path of the unary Append method. */
 export const appendPath = '/replog.v1.Ingest/Append';
@@ -99,10 +99,10 @@ function serveAppend(
     if (deadline !== undefined) clearTimeout(deadline);
     return !stream.destroyed && !stream.closed;
   };
-  const fail = (code: status, details: string): void => {
+  const fail = (code: status, details: string, retryPushbackMs: number | null = null): void => {
     // Failures are part of normal operation (overload, elections), so they log at debug, as one line each.
     if (log.isLevelEnabled('debug')) log.debug({ code, err: details, client: stream.session?.socket?.remoteAddress }, 'append call failed');
-    if (finish()) sendStatusOnly(stream, code, details);
+    if (finish()) sendStatusOnly(stream, code, details, retryPushbackMs);
   };
   stream.once('close', () => finish());
 
@@ -150,7 +150,7 @@ function serveAppend(
       },
       (err: unknown) => {
         const error = toReplogError(err);
-        fail(error.code, error.message);
+        fail(error.code, error.message, error.retryPushbackMs);
       },
     );
   });
@@ -213,12 +213,19 @@ function sendReply(stream: http2.ServerHttp2Stream, result: AppendResult): void 
   stream.end(frame.subarray(0, prefixBytes + length));
 }
 
-/** Ends the call with a status and no message, in one HEADERS frame ("trailers only"). */
-export function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, details: string): void {
-  stream.respond(
-    { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': percentEncode(details) },
-    { endStream: true },
-  );
+/**
+ * Ends the call with a status and no message, in one HEADERS frame ("trailers
+ * only"), with the pause before a retry that the status requests, if any.
+ */
+export function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, details: string, retryPushbackMs: number | null = null): void {
+  const headers: http2.OutgoingHttpHeaders = {
+    ':status': 200,
+    'content-type': 'application/grpc+proto',
+    'grpc-status': String(code),
+    'grpc-message': percentEncode(details),
+  };
+  if (retryPushbackMs !== null) headers[retryPushbackTrailer] = String(retryPushbackMs);
+  stream.respond(headers, { endStream: true });
 }
 
 /**

@@ -1,11 +1,12 @@
 // Which failed appends a client sends again. Appends deduplicate by valueset,
-// so any failure whose outcome is unknown may be retried. A cancel by the
+// so any failure whose outcome is unknown may be retried, and so may an
+// overloaded member's rejection, which requests a pause. A cancel by the
 // client itself is not retried, and neither is a rejected request.
 import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IngestError, isRetryableAppendError } from '../../src/client';
-import { clientCancelMessage } from '../../src/client/errors';
+import { clientCancelMessage, retryPushbackOf } from '../../src/client/errors';
 import { appendWithRetry, retryPolicyDefaults } from '../../src/client/retry';
 import type { AppendResult } from '../../src/client/types';
 import { watchInterrupt } from '../../src/cli/interrupt';
@@ -18,7 +19,8 @@ const cases: readonly [string, IngestError, boolean][] = [
   ['cancelled by this client', new IngestError(grpc.status.CANCELLED, clientCancelMessage), false],
   ['cancelled by grpc-js on the client', new IngestError(grpc.status.CANCELLED, 'Cancelled on client'), false],
   ['bad valueset', new IngestError(grpc.status.INVALID_ARGUMENT, 'invalid valueset: it is empty'), false],
-  ['overload', new IngestError(grpc.status.RESOURCE_EXHAUSTED, 'overloaded'), false],
+  ['overload requesting a pause', new IngestError(grpc.status.RESOURCE_EXHAUSTED, 'overloaded', 100), true],
+  ['message too large', new IngestError(grpc.status.RESOURCE_EXHAUSTED, 'Received message larger than max'), false],
 ];
 
 test('retryable append errors by code', () => {
@@ -31,6 +33,41 @@ test('HAProxy without members is explained', () => {
   const error = new IngestError(grpc.status.UNAVAILABLE, 'Received HTTP status code 503');
   assert.match(error.message, /no member up to take the call/);
   assert.ok(isRetryableAppendError(error), 'a member may come back');
+});
+
+test('pushback trailer read as milliseconds', () => {
+  const trailers = (value: string): grpc.Metadata => {
+    const metadata = new grpc.Metadata();
+    metadata.set('grpc-retry-pushback-ms', value);
+    return metadata;
+  };
+  assert.is(retryPushbackOf(trailers('100')), 100);
+  assert.is(retryPushbackOf(trailers('0')), 0);
+  assert.is(retryPushbackOf(trailers('-1')), null, 'a negative value requests no retry');
+  assert.is(retryPushbackOf(trailers('soon')), null);
+  assert.is(retryPushbackOf(new grpc.Metadata()), null);
+  assert.is(retryPushbackOf(undefined), null);
+});
+
+test('retry waits the requested pause', async () => {
+  const interrupt = watchInterrupt();
+  try {
+    const policy = { ...retryPolicyDefaults, backoffMs: 1, backoffMsMax: 1 };
+    const attemptsAtMs: number[] = [];
+    const appendOnce = async (): Promise<AppendResult> => {
+      attemptsAtMs.push(performance.now());
+      if (attemptsAtMs.length === 1) throw new IngestError(grpc.status.RESOURCE_EXHAUSTED, 'overloaded', 60);
+      return { index: 1, duplicate: false };
+    };
+    const result = await appendWithRetry(appendOnce, policy, () => undefined, interrupt.signal);
+    assert.equal(result, { index: 1, duplicate: false });
+    assert.is(attemptsAtMs.length, 2);
+    // Node schedules timers from the event loop's cached time in whole
+    // milliseconds, so a pause can measure up to about 1 ms short.
+    assert.ok(attemptsAtMs[1]! - attemptsAtMs[0]! >= 59, `the retry came ${attemptsAtMs[1]! - attemptsAtMs[0]!} ms later`);
+  } finally {
+    interrupt.dispose();
+  }
 });
 
 test('many retries warn nothing', async () => {
