@@ -148,6 +148,13 @@ export function formatSendSummary(summary: SendSummary): string {
     `duplicates    ${formatDuplicates(summary)}`,
     `errors        ${errors}`,
   );
+  const overloaded = summary.errorsByCode['RESOURCE_EXHAUSTED'] ?? 0;
+  if (overloaded > 0) {
+    lines.push(
+      `overloaded    ${overloaded} failed after their retries because members were overloaded: ` +
+        "lower --concurrency, raise --retries, or raise the members' --pending-appends-max",
+    );
+  }
   if (summary.unanswered > 0) {
     lines.push(`unanswered    ${summary.unanswered} (no reply when send stopped waiting, so each may or may not be stored)`);
   }

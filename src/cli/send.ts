@@ -56,7 +56,10 @@ for invalid flags, 130 when interrupted.
                             order, because each append waits for the one before
   --stream                  pipeline appends over one AppendStream call
   --deadline-ms N           time budget of one attempt, in ms (default ${sendDefaults.deadlineMs})
-  --retries N               retries of UNAVAILABLE, DEADLINE_EXCEEDED and overload (default ${sendDefaults.retries})
+  --retries N               retries of UNAVAILABLE, DEADLINE_EXCEEDED and overload
+                            (RESOURCE_EXHAUSTED with a requested pause), each after a random
+                            pause of 50-100 ms that doubles per retry up to 1-2 s and is at
+                            least what the member requests (default ${sendDefaults.retries})
   --json                    print the summary as JSON
   -h, --help                show this help
 `;

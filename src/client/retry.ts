@@ -6,7 +6,7 @@ import type { AppendResult } from './types';
 export interface RetryPolicy {
   /** Attempts after the first one; 0 disables retries. */
   readonly retriesMax: number;
-  /** Pause before the first retry; doubled for each further retry. */
+  /** Upper end of the pause before the first retry, doubled for each further retry (see retryPauseMs()). */
   readonly backoffMs: number;
   readonly backoffMsMax: number;
 }
@@ -16,6 +16,18 @@ export const retryPolicyDefaults: RetryPolicy = {
   backoffMs: 100,
   backoffMsMax: 2_000,
 };
+
+/**
+ * Returns the pause before retry number `attempt` (0 for the first): half of
+ * the exponential back-off, at least the server's `pushbackMs`, plus a
+ * random part of the other half. Appends that an overloaded member rejected
+ * together then come back spread out instead of all at once, when the member
+ * has room for only a few of them again.
+ */
+export function retryPauseMs(policy: RetryPolicy, attempt: number, pushbackMs: number, random: () => number = Math.random): number {
+  const backoffMs = Math.min(policy.backoffMsMax, policy.backoffMs * 2 ** attempt);
+  return Math.max(pushbackMs, backoffMs / 2) + random() * (backoffMs / 2);
+}
 
 /**
  * Run `appendOnce` until it succeeds or the retries run out. An error that
@@ -35,10 +47,9 @@ export async function appendWithRetry(
       return await appendOnce();
     } catch (error) {
       if (attempt >= policy.retriesMax || !isRetryableAppendError(error) || signal?.aborted) throw error;
-      // An overloaded member may request a longer pause than the back-off.
-      const backoffMs = Math.max(retryPushbackMsOf(error) ?? 0, Math.min(policy.backoffMsMax, policy.backoffMs * 2 ** attempt));
+      const pauseMs = retryPauseMs(policy, attempt, retryPushbackMsOf(error) ?? 0);
       // An abort rejects the pause with an AbortError; the append's own error is the one to report.
-      await sleep(backoffMs, undefined, { signal }).catch(() => undefined);
+      await sleep(pauseMs, undefined, { signal }).catch(() => undefined);
       if (signal?.aborted) throw error;
       onRetry(error);
     }

@@ -3,7 +3,7 @@ import { status } from '@grpc/grpc-js';
 /**
  * Pause in milliseconds that an overloaded member requests of a client before it
  * sends a rejected append again. It travels in the standard gRPC trailer
- * `grpc-retry-pushback-ms`, which tells overload apart from a request that is
+ * `grpc-retry-pushback-ms`, which separates overload from a request that is
  * too large, the other cause of RESOURCE_EXHAUSTED.
  */
 export const overloadRetryPushbackMs = 100;
@@ -78,10 +78,13 @@ export const errors = {
   /**
    * Rebuilds the error of a leader's reply to a forwarded append. The leader
    * sends RESOURCE_EXHAUSTED there only for its bounds on appends in
-   * progress, so that code keeps its request for a pause.
+   * progress, so that code keeps its request for a pause and names the
+   * leader, whose bound it was.
    */
-  fromLeaderReply: (code: status, message: string) =>
-    new ReplogError(code, message, code === status.RESOURCE_EXHAUSTED ? overloadRetryPushbackMs : null),
+  fromLeaderReply: (leaderId: string, code: status, message: string) =>
+    code === status.RESOURCE_EXHAUSTED
+      ? new ReplogError(code, `leader ${leaderId}: ${message}`, overloadRetryPushbackMs)
+      : new ReplogError(code, message),
   handingOver: () =>
     new ReplogError(status.UNAVAILABLE, 'the leader is handing over its role and stored nothing; retry is safe'),
   committedCatchingUp: (index: number, appliedIndex: number) =>

@@ -276,7 +276,7 @@ export class PeerLink {
       const reply = replies[i];
       if (!reply) item.reject(errors.forwardFailed(this.peerId, `reply ${i} of batch ${batchId} is missing`));
       else if (reply.code === 0) item.resolve({ index: reply.index, duplicate: reply.duplicate });
-      else item.reject(errors.fromLeaderReply(reply.code, reply.error));
+      else item.reject(errors.fromLeaderReply(this.peerId, reply.code, reply.error));
     });
   }
 

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IngestError, isRetryableAppendError } from '../../src/client';
 import { clientCancelMessage, retryPushbackOf } from '../../src/client/errors';
-import { appendWithRetry, retryPolicyDefaults } from '../../src/client/retry';
+import { appendWithRetry, retryPauseMs, retryPolicyDefaults } from '../../src/client/retry';
 import type { AppendResult } from '../../src/client/types';
 import { watchInterrupt } from '../../src/cli/interrupt';
 
@@ -68,6 +68,16 @@ test('retry waits the requested pause', async () => {
   } finally {
     interrupt.dispose();
   }
+});
+
+test('retry pause jitters within bounds', () => {
+  const policy = { ...retryPolicyDefaults, backoffMs: 100, backoffMsMax: 2_000 };
+  assert.is(retryPauseMs(policy, 0, 0, () => 0), 50, 'half of the first back-off at least');
+  assert.is(retryPauseMs(policy, 0, 0, () => 1), 100, 'the whole first back-off at most');
+  assert.is(retryPauseMs(policy, 2, 0, () => 0.5), 300, 'the back-off doubles per retry');
+  assert.is(retryPauseMs(policy, 10, 0, () => 1), 2_000, 'the back-off stops at its maximum');
+  assert.is(retryPauseMs(policy, 0, 100, () => 0), 100, "the member's pause is the least");
+  assert.is(retryPauseMs(policy, 0, 100, () => 1), 150, 'a random part follows the pause');
 });
 
 test('many retries warn nothing', async () => {

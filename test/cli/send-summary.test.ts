@@ -50,6 +50,22 @@ test('summary quotes short line whole', () => {
   assert.is(lines[lines.length - 1], 'first RESOURCE_EXHAUSTED: overloaded (stdin line 2, "short \\"line\\"")');
 });
 
+test('summary explains overload errors', () => {
+  const tally = new SendTally();
+  tally.recordError(new IngestError(grpc.status.RESOURCE_EXHAUSTED, 'overloaded: 4 appends in progress, the limit is 4'));
+  tally.recordError(new IngestError(grpc.status.RESOURCE_EXHAUSTED, 'overloaded: 4 appends in progress, the limit is 4'));
+  const lines = formatSendSummary(summarizeSend(tally, 1_000)).trimEnd().split('\n');
+  const overloaded = lines.find((line) => line.startsWith('overloaded'));
+  assert.match(overloaded ?? '', /^overloaded +2 failed after their retries because members were overloaded: lower --concurrency/);
+});
+
+test('summary without overload omits hint', () => {
+  const tally = new SendTally();
+  tally.recordError(new IngestError(grpc.status.UNAVAILABLE, 'no leader is known'));
+  const lines = formatSendSummary(summarizeSend(tally, 1_000)).trimEnd().split('\n');
+  assert.not.ok(lines.some((line) => line.startsWith('overloaded')));
+});
+
 test('interrupted summary counts unanswered', () => {
   const tally = new SendTally();
   tally.sent = 5;

@@ -104,6 +104,26 @@ test('overload requests a pause', async () => {
   }
 });
 
+test('follower names overloaded leader', async () => {
+  const leader = await waitForLeader(tc.cluster);
+  const followerId = tc.cluster.members.find((m) => m.id !== leader.id)!.id;
+  // The follower gets room for all 20 appends, so only the leader's bound rejects some.
+  await tc.cluster.stopMember(followerId);
+  tc.cluster.startMember(followerId, ['--pending-appends-max', '1000']);
+  const follower = tc.cluster.member(followerId);
+  await waitFor('the restarted follower to know the leader', async () => (await fetchStatus(follower.http))?.leaderId === leader.id);
+  const client = rawClient(follower.grpc);
+  try {
+    const errors = await Promise.all(Array.from({ length: 20 }, (_, i) => appendError(client, `forwarded-overload-${i}`)));
+    const rejected = errors.filter((e) => e?.code === grpc.status.RESOURCE_EXHAUSTED);
+    assert.ok(rejected.length > 0, `the leader rejects some of 20 forwarded appends (codes: ${errors.map((e) => e?.code ?? 0).join(',')})`);
+    assert.match(rejected[0]!.details, new RegExp(`^leader ${leader.id}: overloaded: `));
+    assert.equal(rejected[0]!.metadata.get('grpc-retry-pushback-ms'), ['100'], 'the follower keeps the pause');
+  } finally {
+    client.close();
+  }
+});
+
 /**
  * Runs `replog send` with `extraArgs` against the leader while the other
  * members are paused, resumes them once the leader rejected an append for
