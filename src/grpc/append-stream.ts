@@ -12,6 +12,7 @@ import type { AppendResult } from '../node/waiters';
 import { decodeAppendRequest } from './append-request';
 import { errors, ReplogError, toReplogError } from './errors';
 import { GrpcMessageReader, prefixBytes } from './grpc-messages';
+import type { ReceiveBudget } from './receive-budget';
 import { ServedCall, type CallLabels } from './served-call';
 import type { ShutdownListeners } from './server-stream';
 import { appendReplyBytes, startAppend, writeAppendReply, writeReply, type AppendFunction, type AppendReplyWire, type CallHandler } from './unary-append';
@@ -60,9 +61,10 @@ export function appendStreamRoute(
   append: AppendFunction,
   streams: ShutdownListeners,
   messageBytesMax: number,
+  budget: ReceiveBudget,
   log: Logger,
 ): [string, CallHandler] {
-  return [appendStreamPath, (stream, headers) => serveAppendStream(stream, headers, append, streams, messageBytesMax, log)];
+  return [appendStreamPath, (stream, headers) => serveAppendStream(stream, headers, append, streams, messageBytesMax, budget, log)];
 }
 
 /**
@@ -78,10 +80,12 @@ function serveAppendStream(
   append: AppendFunction,
   streams: ShutdownListeners,
   messageBytesMax: number,
+  budget: ReceiveBudget,
   log: Logger,
 ): void {
   const call = new ServedCall(stream, headers, log, appendStreamLabels);
-  const reader = new GrpcMessageReader(messageBytesMax);
+  const reader = new GrpcMessageReader(messageBytesMax, budget);
+  stream.once('close', () => reader.releaseReserved());
   const messages: Buffer[] = [];
   /** Requests from `head` on have no reply written yet, and those before it are done. */
   let queue: Request[] = [];
@@ -187,8 +191,13 @@ function serveAppendStream(
     const problem = reader.push(chunk, messages);
     for (const message of messages) receive(message);
     messages.length = 0;
-    if (problem !== null) call.fail(problem, 'debug');
-    else updateFlow();
+    if (problem !== null) {
+      // The rest of the request is dropped, so the message being read needs no budget.
+      reader.releaseReserved();
+      call.fail(problem, 'debug');
+    } else {
+      updateFlow();
+    }
   });
   call.onClientEnd(reader, () => {
     ended = true;

@@ -1,6 +1,7 @@
 // Splits the bytes of a gRPC call into its messages: each is a compressed
 // flag byte, a 32-bit big-endian length and that many bytes.
 import { status } from '@grpc/grpc-js';
+import type { ReceiveBudget } from './receive-budget';
 
 /** Bytes of the gRPC message prefix: a compressed flag and a 32-bit length. */
 export const prefixBytes = 5;
@@ -9,6 +10,8 @@ export const prefixBytes = 5;
 export interface FramingProblem {
   readonly code: status;
   readonly details: string;
+  /** Pause before a retry that the status requests, for overload. */
+  readonly retryPushbackMs?: number;
 }
 
 /**
@@ -22,7 +25,17 @@ export class GrpcMessageReader {
   /** Length of the message being read, or -1 before its prefix is complete. */
   private declared = -1;
 
-  constructor(private readonly messageBytesMax: number) {}
+  /** Bytes reserved in the budget for the message being read. */
+  private reserved = 0;
+
+  /**
+   * Creates a reader of messages up to `messageBytesMax` bytes. With a
+   * `budget`, each message reserves its declared length there until it is whole.
+   */
+  constructor(
+    private readonly messageBytesMax: number,
+    private readonly budget: ReceiveBudget | null = null,
+  ) {}
 
   /**
    * Adds `chunk` and appends the messages it completes to `out`. Returns the
@@ -43,11 +56,25 @@ export class GrpcMessageReader {
           return { code: status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${length} vs. ${this.messageBytesMax})` };
         }
         this.declared = length;
+        // A message whose bytes are all here takes that memory anyway, so only a partial one reserves.
+        if (this.budget !== null && this.buffered < length) {
+          const problem = this.budget.reserve(length);
+          if (problem !== null) return problem;
+          this.reserved = length;
+        }
       }
       if (this.buffered < this.declared) return null;
       out.push(this.take(this.declared));
       this.declared = -1;
+      this.releaseReserved();
     }
+  }
+
+  /** Releases the budget of a message not read to its end. Call it once the call is over. */
+  releaseReserved(): void {
+    if (this.reserved === 0) return;
+    this.budget!.release(this.reserved);
+    this.reserved = 0;
   }
 
   /** Returns why the call may not end here, inside a message, or null when it may. */

@@ -3,6 +3,7 @@
 // once, the status it ends with, and the call's deadline.
 import type * as http2 from 'node:http2';
 import type { Logger } from 'pino';
+import { retryPushbackTrailer } from './errors';
 import type { FramingProblem, GrpcMessageReader } from './grpc-messages';
 import { okHeaders, okTrailers, percentEncode, sendStatusOnly, startDeadline } from './unary-append';
 
@@ -92,11 +93,14 @@ export class ServedCall {
     const fields = { code: problem.code, err: problem.details, [this.labels.remote]: remoteAddress(this.stream) };
     if (level === 'warn') this.log.warn(fields, this.labels.failed);
     else if (this.log.isLevelEnabled('debug')) this.log.debug(fields, this.labels.failed);
+    const retryPushbackMs = problem.retryPushbackMs ?? null;
     if (!this.responded) {
-      sendStatusOnly(this.stream, problem.code, problem.details);
+      sendStatusOnly(this.stream, problem.code, problem.details, retryPushbackMs);
       return;
     }
-    this.trailers = { 'grpc-status': String(problem.code), 'grpc-message': percentEncode(problem.details) };
+    const trailers: Record<string, string> = { 'grpc-status': String(problem.code), 'grpc-message': percentEncode(problem.details) };
+    if (retryPushbackMs !== null) trailers[retryPushbackTrailer] = String(retryPushbackMs);
+    this.trailers = trailers;
     this.stream.end();
   }
 }

@@ -14,6 +14,7 @@ import { decodeAppendRequest } from './append-request';
 import { prefixBytes } from './grpc-messages';
 import { varintBytes, writeVarint } from './protobuf-fields';
 import { retryPushbackTrailer, toReplogError } from './errors';
+import type { ReceiveBudget } from './receive-budget';
 
 /** The HTTP/2 :path of the unary Append method. */
 export const appendPath = '/replog.v1.Ingest/Append';
@@ -68,8 +69,8 @@ export function routeCalls(server: http2.Http2Server, routes: ReadonlyMap<string
 }
 
 /** Returns the route that serves unary Append calls with `append`. */
-export function appendRoute(append: AppendFunction, messageBytesMax: number, log: Logger): [string, CallHandler] {
-  return [appendPath, (stream, headers) => serveAppend(stream, headers, append, messageBytesMax, log)];
+export function appendRoute(append: AppendFunction, messageBytesMax: number, budget: ReceiveBudget, log: Logger): [string, CallHandler] {
+  return [appendPath, (stream, headers) => serveAppend(stream, headers, append, messageBytesMax, budget, log)];
 }
 
 /** Returns whether the call is a plain gRPC call: POST, gRPC content, no compression. */
@@ -87,15 +88,23 @@ function serveAppend(
   headers: http2.IncomingHttpHeaders,
   append: AppendFunction,
   messageBytesMax: number,
+  budget: ReceiveBudget,
   log: Logger,
 ): void {
   // An error on the stream (a reset by the client) is followed by 'close', which is all that matters here.
   stream.on('error', () => undefined);
   let answered = false;
   let deadline: NodeJS.Timeout | undefined;
+  /** Bytes of the budget reserved for the request until it is whole or the call ends. */
+  let reserved = 0;
+  const releaseReserved = (): void => {
+    budget.release(reserved);
+    reserved = 0;
+  };
   const finish = (): boolean => {
     if (answered) return false;
     answered = true;
+    releaseReserved();
     if (deadline !== undefined) clearTimeout(deadline);
     return !stream.destroyed && !stream.closed;
   };
@@ -123,6 +132,16 @@ function serveAppend(
         fail(status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs. ${messageBytesMax})`);
         return;
       }
+      // A request that came in one chunk takes that memory anyway, so only a partial one reserves.
+      if (received < prefixBytes + declared) {
+        const problem = budget.reserve(declared);
+        if (problem !== null) {
+          chunks.length = 0;
+          fail(problem.code, problem.details, problem.retryPushbackMs ?? null);
+          return;
+        }
+        reserved = declared;
+      }
     }
     // A byte past the one message starts a second one: fail now rather than buffer a body without end.
     if (declared >= 0 && received > prefixBytes + declared) {
@@ -134,6 +153,7 @@ function serveAppend(
     if (answered) return;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     chunks.length = 0;
+    releaseReserved();
     const problem = framingProblem(body);
     if (problem !== null) {
       fail(problem.code, problem.details);

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { joinNegativeValues } from '../util/negative-flag-values';
 import { valuesetBytesMax } from '../storage/codec';
+import { grpcMessageBytesMax } from '../grpc/peer-link';
 
 /** Invalid command-line input; the CLI prints the message and exits 2. */
 export class UsageError extends Error {
@@ -33,6 +34,8 @@ export interface MemberConfig {
   readonly pendingAppendsMax: number;
   /** UTF-8 bytes of the valuesets of those appends, past which an append is rejected with RESOURCE_EXHAUSTED. */
   readonly pendingBytesMax: number;
+  /** Bytes of client request messages that may be partly received at once, over all calls (see ReceiveBudget). */
+  readonly receiveBytesMax: number;
   /** Maximum wait of the leader's queued appends for more to share their Raft round; 0 = no wait. */
   readonly batchDelayMs: number;
   /** Started on an empty folder after losing its data: withhold votes until a leader catches it up. */
@@ -68,6 +71,7 @@ export const memberFlags: readonly FlagSpec[] = [
   { name: 'append-timeout-ms', env: 'REPLOG_APPEND_TIMEOUT_MS', help: 'maximum wait for an append to commit before UNAVAILABLE, in milliseconds', default: '10000' },
   { name: 'pending-appends-max', env: 'REPLOG_PENDING_APPENDS_MAX', help: 'appends in progress on this member before RESOURCE_EXHAUSTED', default: '50000' },
   { name: 'pending-bytes-max', env: 'REPLOG_PENDING_BYTES_MAX', help: 'UTF-8 bytes of the valuesets of the appends in progress on this member before RESOURCE_EXHAUSTED', default: '67108864' },
+  { name: 'receive-bytes-max', env: 'REPLOG_RECEIVE_BYTES_MAX', help: 'bytes of Append and AppendStream request messages that this member may have partly received at once, over all calls, before RESOURCE_EXHAUSTED', default: '67108864' },
   { name: 'batch-delay-ms', env: 'REPLOG_BATCH_DELAY_MS', help: 'maximum wait of appends on the leader for more to share one log write, fsync and replication round, in milliseconds; only while appends arrive faster than one per this interval on average; 0 = no wait', default: '2' },
   { name: 'rejoin', env: 'REPLOG_REJOIN', help: 'for a member that lost its data, started on an empty --data folder: it votes and campaigns only once a leader has caught it up', boolean: true },
   { name: 'log-level', env: 'REPLOG_LOG_LEVEL', help: 'pino log level: fatal, error, warn, info, debug, trace or silent', default: 'info' },
@@ -184,6 +188,8 @@ function buildConfig({ get, required, isDefault, isSet }: FlagValues): MemberCon
     pendingAppendsMax: parseInteger('pending-appends-max', required('pending-appends-max'), 1, 10_000_000),
     // At least one valueset of the largest size must fit.
     pendingBytesMax: parseInteger('pending-bytes-max', required('pending-bytes-max'), valuesetBytesMax, 2 ** 40),
+    // At least one message of the largest size gRPC takes must fit.
+    receiveBytesMax: parseInteger('receive-bytes-max', required('receive-bytes-max'), grpcMessageBytesMax, 2 ** 40),
     batchDelayMs: parseInteger('batch-delay-ms', required('batch-delay-ms'), 0, 1000),
     rejoin: isSet('rejoin'),
     logLevel: required('log-level'),

@@ -14,6 +14,7 @@ import { peerRoutes } from '../grpc/peer-calls';
 import { ShutdownListeners } from '../grpc/server-stream';
 import { peerServiceHandlers } from '../grpc/peer-service';
 import { PeerTransport } from '../grpc/peer-transport';
+import { ReceiveBudget } from '../grpc/receive-budget';
 import { appendRoute, routeCalls } from '../grpc/unary-append';
 import { buildHttpServer, splitHostPort } from '../http/server';
 import type { MemberConfig } from './config';
@@ -75,9 +76,10 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   const http = buildHttpServer(member, logger);
   try {
     const append = (valueset: string): Promise<AppendResult> => member.append(valueset);
+    const budget = new ReceiveBudget(config.receiveBytesMax);
     const ingestCalls = [
-      appendRoute(append, grpcMessageBytesMax, logger),
-      appendStreamRoute(append, new ShutdownListeners(shutdown.signal), grpcMessageBytesMax, logger),
+      appendRoute(append, grpcMessageBytesMax, budget, logger),
+      appendStreamRoute(append, new ShutdownListeners(shutdown.signal), grpcMessageBytesMax, budget, logger),
     ];
     const peerCalls = peerRoutes(member, grpcMessageBytesMax, logger);
     const grpcRoutes = new Map(raftServer === grpcServer ? [...ingestCalls, ...peerCalls] : ingestCalls);

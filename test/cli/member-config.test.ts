@@ -39,6 +39,15 @@ test('pending bytes defaults and bounds', () => {
   );
 });
 
+test('receive bytes defaults and bounds', () => {
+  assert.is(parseMemberConfig(base, {}).receiveBytesMax, 64 * 1024 * 1024);
+  assert.is(parseMemberConfig(base, { REPLOG_RECEIVE_BYTES_MAX: '1048576' }).receiveBytesMax, 1048576);
+  assert.is(
+    usageErrorOf([...base, '--receive-bytes-max', '1048575'], {}),
+    'invalid --receive-bytes-max "1048575": expected an integer from 1048576 to 1099511627776',
+  );
+});
+
 test('rejoin flag and variable', () => {
   const three = [...base.slice(0, -1), 'n1=127.0.0.1:7002,n2=127.0.0.1:7012,n3=127.0.0.1:7022'];
   assert.is(parseMemberConfig(three, {}).rejoin, false);
