@@ -90,6 +90,18 @@ export class MemberMetrics {
     child.inc();
   }
 
+  /** Reports the bytes that `budget` has reserved as replog_receive_bytes_reserved, read at each scrape. */
+  watchReceiveBudget(budget: { readonly reservedBytes: number }): void {
+    new Gauge({
+      name: 'replog_receive_bytes_reserved',
+      help: 'Bytes of partly received Append and AppendStream request messages, counted against --receive-bytes-max',
+      registers: [this.registry],
+      collect() {
+        this.set(budget.reservedBytes);
+      },
+    });
+  }
+
   private gauge(name: string, help: string): Gauge {
     return new Gauge({ name, help, registers: [this.registry] });
   }

@@ -77,6 +77,7 @@ export async function runMember(config: MemberConfig, log?: Logger): Promise<Run
   try {
     const append = (valueset: string): Promise<AppendResult> => member.append(valueset);
     const budget = new ReceiveBudget(config.receiveBytesMax);
+    member.metrics.watchReceiveBudget(budget);
     const ingestCalls = [
       appendRoute(append, grpcMessageBytesMax, budget, logger),
       appendStreamRoute(append, new ShutdownListeners(shutdown.signal), grpcMessageBytesMax, budget, logger),
