@@ -29,7 +29,7 @@ export class IngestError extends Error {
  * request, or null when they request none or the value is not a count of
  * milliseconds.
  */
-export function retryPushbackOf(trailers: grpc.Metadata | undefined): number | null {
+export function retryPushbackFromTrailers(trailers: grpc.Metadata | undefined): number | null {
   const value = trailers?.get(retryPushbackTrailer)[0];
   if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) return null;
   return Number(value);

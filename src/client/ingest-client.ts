@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { AppendStream, type AppendStreamOptions } from './append-stream';
-import { IngestError, errorCode, retryPushbackOf } from './errors';
+import { IngestError, errorCode, retryPushbackFromTrailers } from './errors';
 import { loadIngestConstructor } from './proto';
 import { toChannelTarget } from './target';
 import type {
@@ -92,7 +92,7 @@ function appendUnary(stub: IngestStub, valueset: string, deadlineMs: number): Pr
     const deadline = Date.now() + deadlineMs;
     stub.Append({ valueset }, { deadline }, (error, reply) => {
       if (error) {
-        reject(new IngestError(errorCode(error), error.details || error.message, retryPushbackOf(error.metadata)));
+        reject(new IngestError(errorCode(error), error.details || error.message, retryPushbackFromTrailers(error.metadata)));
       } else if (!reply) {
         reject(new IngestError(grpc.status.INTERNAL, 'Append returned neither a reply nor an error'));
       } else {

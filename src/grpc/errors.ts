@@ -8,8 +8,7 @@ import { status } from '@grpc/grpc-js';
  */
 export const overloadRetryPushbackMs = 100;
 
-/** Name of the gRPC trailer that carries a server's requested pause before a retry. */
-export const retryPushbackTrailer = 'grpc-retry-pushback-ms';
+export { retryPushbackTrailer } from '../client/errors';
 
 /**
  * An error that reaches a client as a gRPC status. Every failure the client API

@@ -39,6 +39,7 @@ export class ReceiveBudget {
     return null;
   }
 
+  /** Returns `bytes` that a call reserved before. */
   release(bytes: number): void {
     this.reserved -= bytes;
   }

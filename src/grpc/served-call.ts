@@ -3,9 +3,8 @@
 // once, the status it ends with, and the call's deadline.
 import type * as http2 from 'node:http2';
 import type { Logger } from 'pino';
-import { retryPushbackTrailer } from './errors';
 import type { FramingProblem, GrpcMessageReader } from './grpc-messages';
-import { okHeaders, okTrailers, percentEncode, sendStatusOnly, startDeadline } from './unary-append';
+import { okHeaders, okTrailers, sendStatusOnly, startDeadline, statusFields } from './unary-append';
 
 /** Returns the address at the other end of the stream's connection, for log lines. */
 export function remoteAddress(stream: http2.ServerHttp2Stream): string {
@@ -98,9 +97,7 @@ export class ServedCall {
       sendStatusOnly(this.stream, problem.code, problem.details, retryPushbackMs);
       return;
     }
-    const trailers: Record<string, string> = { 'grpc-status': String(problem.code), 'grpc-message': percentEncode(problem.details) };
-    if (retryPushbackMs !== null) trailers[retryPushbackTrailer] = String(retryPushbackMs);
-    this.trailers = trailers;
+    this.trailers = statusFields(problem.code, problem.details, retryPushbackMs);
     this.stream.end();
   }
 }

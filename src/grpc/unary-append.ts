@@ -238,14 +238,17 @@ function sendReply(stream: http2.ServerHttp2Stream, result: AppendResult): void 
  * only"), with the pause before a retry that the status requests, if any.
  */
 export function sendStatusOnly(stream: http2.ServerHttp2Stream, code: status, details: string, retryPushbackMs: number | null = null): void {
-  const headers: http2.OutgoingHttpHeaders = {
-    ':status': 200,
-    'content-type': 'application/grpc+proto',
-    'grpc-status': String(code),
-    'grpc-message': percentEncode(details),
-  };
-  if (retryPushbackMs !== null) headers[retryPushbackTrailer] = String(retryPushbackMs);
-  stream.respond(headers, { endStream: true });
+  stream.respond(
+    { ':status': 200, 'content-type': 'application/grpc+proto', ...statusFields(code, details, retryPushbackMs) },
+    { endStream: true },
+  );
+}
+
+/** Returns the status fields of a call's trailers, with the pause before a retry that the status requests, if any. */
+export function statusFields(code: status, details: string, retryPushbackMs: number | null): Record<string, string> {
+  const fields: Record<string, string> = { 'grpc-status': String(code), 'grpc-message': percentEncode(details) };
+  if (retryPushbackMs !== null) fields[retryPushbackTrailer] = String(retryPushbackMs);
+  return fields;
 }
 
 /**

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IngestError, isRetryableAppendError } from '../../src/client';
-import { clientCancelMessage, retryPushbackOf } from '../../src/client/errors';
+import { clientCancelMessage, retryPushbackFromTrailers } from '../../src/client/errors';
 import { appendWithRetry, retryPauseMs, retryPolicyDefaults } from '../../src/client/retry';
 import type { AppendResult } from '../../src/client/types';
 import { watchInterrupt } from '../../src/cli/interrupt';
@@ -41,12 +41,12 @@ test('pushback trailer read as milliseconds', () => {
     metadata.set('grpc-retry-pushback-ms', value);
     return metadata;
   };
-  assert.is(retryPushbackOf(trailers('100')), 100);
-  assert.is(retryPushbackOf(trailers('0')), 0);
-  assert.is(retryPushbackOf(trailers('-1')), null, 'a negative value requests no retry');
-  assert.is(retryPushbackOf(trailers('soon')), null);
-  assert.is(retryPushbackOf(new grpc.Metadata()), null);
-  assert.is(retryPushbackOf(undefined), null);
+  assert.is(retryPushbackFromTrailers(trailers('100')), 100);
+  assert.is(retryPushbackFromTrailers(trailers('0')), 0);
+  assert.is(retryPushbackFromTrailers(trailers('-1')), null, 'a negative value requests no retry');
+  assert.is(retryPushbackFromTrailers(trailers('soon')), null);
+  assert.is(retryPushbackFromTrailers(new grpc.Metadata()), null);
+  assert.is(retryPushbackFromTrailers(undefined), null);
 });
 
 test('retry waits the requested pause', async () => {
