@@ -12,7 +12,7 @@
 #
 # Needs: `npm run build`, haproxy, and etcd (installed with apt-get if missing).
 # Settings (environment, defaults in brackets): CONCURRENCY [64], RATE in
-# writes/s, 0 = as fast as replies allow [0], WARMUP_S [2], DURATION_S [10],
+# writes/s, 0 = as fast as replies allow [0], WARMUP_S [20], DURATION_S [10],
 # VALUE_BYTES [100], VALUE_ORDER, sequential or random [sequential], CONNECTIONS [3], BASE_PORT, first of 40 ports [42000],
 # KEEP_WORKDIR=1 keeps data, logs and JSON reports, SYSTEMS=etcd or
 # SYSTEMS=replog runs one system only ["etcd replog"], MEMBER_NODE_FLAGS, extra
@@ -21,6 +21,11 @@
 # ROUNDS, runs of each system, alternating which goes first [1]. With more than
 # one round, the report ends with the median of each figure and of the ratios
 # within each round. A ratio within a round cancels a drift of the machine's speed.
+#
+# The warm-up is long because V8 compiles replog's hot code during the first
+# seconds of load: 7 to 15 s into a run at 256 in flight, its compilers still
+# had 8.5% of the members' CPU samples. A short warm-up measures start-up as
+# well, and WARMUP_S=2 shows it (BENCHMARKS.md has both).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +33,7 @@ cd "$repo"
 
 CONCURRENCY=${CONCURRENCY:-64}
 RATE=${RATE:-0}
-WARMUP_S=${WARMUP_S:-2}
+WARMUP_S=${WARMUP_S:-20}
 DURATION_S=${DURATION_S:-10}
 VALUE_BYTES=${VALUE_BYTES:-100}
 VALUE_ORDER=${VALUE_ORDER:-sequential}
