@@ -24,7 +24,9 @@ Append unique valuesets for a warm-up and then a measured interval, and print
 throughput, latency percentiles (p50, p90, p99, p99.9, max, in ms) of the
 acknowledged appends, errors by gRPC status code and CPU used. Failed appends
 count as errors only, not in the latencies. Exit status 0 when at least one
-append was acknowledged in the measured interval, 1 otherwise.
+append was acknowledged in the measured interval, 1 otherwise. Members
+compile their busiest code in their first 10 to 20 s under load, so give a
+fresh cluster --warmup-s 20 for figures of its steady state.
 
   --mode unary|stream       Append calls, or pipelined AppendStream calls (default unary)
   --streams N               AppendStream calls, stream mode only (default ${benchDefaults.streams})
