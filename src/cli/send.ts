@@ -23,6 +23,7 @@ import { errors } from '../grpc/errors';
 import { oversizeValuesetBytes, valuesetBytesMax } from '../storage/codec';
 import { countNoun } from './count-noun';
 import { interruptedExitCode, watchInterrupt } from './interrupt';
+import { OutageNotice } from './outage-notice';
 import { SendTally, formatSendSummary, summarizeSend, type StdinLine } from './send-summary';
 
 export const sendDefaults = {
@@ -44,7 +45,9 @@ fails with INVALID_ARGUMENT, and the summary names the stdin line of the first
 one. Ctrl-C (SIGINT) or SIGTERM stops sending, waits up to --deadline-ms for
 the appends in flight and prints the summary so far; a second Ctrl-C exits at
 once. Exit status 0 when every append was acknowledged, 1 when any failed, 2
-for invalid flags, 130 when interrupted.
+for invalid flags, 130 when interrupted. When as many appends in a row as
+--concurrency fail after their retries with UNAVAILABLE or DEADLINE_EXCEEDED,
+a line on stderr says so, and again every 10 s while they go on failing.
 
   --target HOST:PORT[,...]  members or load balancer; several IP addresses are
                             used round robin (required)
@@ -203,11 +206,13 @@ async function send(flags: SendFlags, io: CliIo): Promise<number> {
     return { result, retried };
   };
   const source = valuesetSource(flags, io, interrupt.signal);
+  // On a terminal the line starts by clearing the progress bar, which the next update draws again.
+  const outage = new OutageNotice(flags.concurrency, (line) => io.stderr.write(io.stderr.isTTY ? `\r\x1b[K${line}` : line));
   const startMs = performance.now();
   try {
     const sending = (async () => {
       const workers = Array.from({ length: flags.concurrency }, () =>
-        sendWorker(source, appendRetrying, tally, progress, interrupt.signal),
+        sendWorker(source, appendRetrying, { tally, progress, outage }, interrupt.signal),
       );
       await Promise.all(workers);
       await appender.drain();
@@ -267,11 +272,17 @@ async function waitUnlessInterrupted(work: Promise<void>, signal: AbortSignal, w
   }
 }
 
+/** Recorders of each append's outcome, shared by the workers. */
+interface SendReports {
+  readonly tally: SendTally;
+  readonly progress: Progress;
+  readonly outage: OutageNotice;
+}
+
 async function sendWorker(
   source: AsyncIterator<SendItem>,
   append: (valueset: string) => Promise<{ result: AppendResult; retried: boolean }>,
-  tally: SendTally,
-  progress: Progress,
+  { tally, progress, outage }: SendReports,
   stop: AbortSignal,
 ): Promise<void> {
   while (!stop.aborted) {
@@ -281,10 +292,14 @@ async function sendWorker(
     try {
       const { result, retried } = await append(next.value.valueset);
       tally.recordResult(result, retried);
+      outage.succeeded();
     } catch (error) {
       // After an interrupt no append is retried, so one that failed with
       // UNAVAILABLE, DEADLINE_EXCEEDED or overload stays unanswered. It may be stored.
-      if (!(stop.aborted && isRetryableAppendError(error))) tally.recordError(error, next.value.line);
+      if (!(stop.aborted && isRetryableAppendError(error))) {
+        tally.recordError(error, next.value.line);
+        outage.failed(error);
+      }
     }
     progress.update();
   }

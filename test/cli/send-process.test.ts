@@ -128,6 +128,31 @@ test('wait after SIGINT is bounded', async () => {
   }
 });
 
+test('stderr notes appends failing together', async () => {
+  const send = startSend(['--count', '20000', '--concurrency', '2', '--deadline-ms', '300', '--retries', '0']);
+  await waitForMoreMessages(100);
+  // With the member stopped, each attempt times out after 300 ms, and with no retry the append fails.
+  tc.cluster.pauseMember('n1');
+  try {
+    await waitFor('the outage notice', async () => send.output.stderr.includes('Members may be down'));
+    tc.cluster.resumeMember('n1');
+    send.child.kill('SIGINT');
+    const { code } = await send.exited;
+    const { stdout, stderr } = send.output;
+
+    assert.is(code, 130, stderr);
+    assert.match(
+      stderr,
+      /replog send: the last \d+ appends failed after all their retries, the last one with DEADLINE_EXCEEDED: .*Press Ctrl-C to stop\.\n/,
+    );
+    assert.is(stderr.split('Members may be down').length - 1, 1, `one notice within 10 s:\n${stderr}`);
+    assert.ok(summaryNumber(stdout, 'errors') >= 2, stdout);
+  } finally {
+    tc.cluster.resumeMember('n1');
+    send.child.kill('SIGKILL');
+  }
+});
+
 test('stdin error names its line', async () => {
   const run = `line-${process.pid}-${Date.now()}`;
   // Line 2 is empty and skipped, but counted; lines 3 and 5 are over 65,536 bytes.
