@@ -162,7 +162,7 @@ function recordedSizeFailure(dataDir: string, size: number): string | null {
   }
   if (recorded === null || recorded.members.length === size) return null;
   return (
-    `the data folder ${dataDir} holds a cluster of ${recorded.members.length} members (${recorded.members.join(',')}), ` +
+    `the data folder ${dataDir} contains a cluster of ${countNoun(recorded.members.length, 'member')} (${recorded.members.join(',')}), ` +
     `so it cannot run with --size ${size}: start it with --size ${recorded.members.length}, or pick a new folder with --data`
   );
 }

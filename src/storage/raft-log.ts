@@ -100,9 +100,12 @@ export class SqliteRaftLog implements RaftLogStore {
       this.lastIndex = this.statements.selectLastIndex.get() ?? null;
     } catch (err) {
       this.db.close();
-      throw new Error(`failed to open Raft log ${filePath}: ${String(err)}`, {
-        cause: err,
-      });
+      // Each member locks its files while it runs, so SQLITE_BUSY here means another process uses the folder.
+      const inUse = err instanceof Database.SqliteError && err.code === 'SQLITE_BUSY';
+      const reason = inUse
+        ? 'another process has it open, most likely a member already running on this data folder: stop it, or give this member its own --data folder'
+        : String(err);
+      throw new Error(`failed to open Raft log ${filePath}: ${reason}`, { cause: err });
     }
   }
 

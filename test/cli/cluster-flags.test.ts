@@ -45,7 +45,7 @@ test('cluster of another size is refused', () => {
   const result = runCluster(['--data', dir, '--size', '1']);
   fs.rmSync(dir, { recursive: true, force: true });
   assert.is(result.status, 1, result.stderr);
-  assert.match(result.stderr, /holds a cluster of 3 members \(n1,n2,n3\), so it cannot run with --size 1: start it with --size 3/);
+  assert.match(result.stderr, /contains a cluster of 3 members \(n1,n2,n3\), so it cannot run with --size 1: start it with --size 3/);
 });
 
 test('top-level help states cluster sizes', () => {

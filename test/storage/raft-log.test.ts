@@ -284,6 +284,15 @@ test('decreasing term cuts the log on load', () => {
   reopened.close();
 });
 
+test('log open elsewhere fails clearly', () => {
+  const first = SqliteRaftLog.open(dir);
+  try {
+    assert.throws(() => SqliteRaftLog.open(dir), /failed to open Raft log .*raft\.db: another process has it open/);
+  } finally {
+    first.close();
+  }
+});
+
 test('damaged log file fails with its name', () => {
   fs.writeFileSync(path.join(dir, raftLogFileName), Buffer.alloc(8192, 7));
   assert.throws(() => SqliteRaftLog.open(dir), /failed to open Raft log .*raft\.db/);
