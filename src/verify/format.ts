@@ -55,7 +55,11 @@ export function formatVerifyResult(result: VerifyResult): string {
   lines.push('');
   const quiet = result.quiescent ? 'quiescent' : 'NOT quiescent';
   const compared = result.comparedUpTo > 0 ? `compared indexes 1..${result.comparedUpTo}` : 'compared no indexes';
-  lines.push(`${compared} across ${countNoun(result.members.length, 'member')} ` +
+  // A member that is down, or whose read failed, is in the table but not in the comparison.
+  const checked = result.members.filter((m) => m.before !== null && m.error === null).length;
+  const total = result.members.length;
+  const across = checked === total ? countNoun(total, 'member') : `${checked} of ${countNoun(total, 'member')}`;
+  lines.push(`${compared} across ${across} ` +
     `(${quiet}, attempt ${result.attempts}); "read" counts every message Read returned, ` +
     '"digest (Read)" covers those up to the member\'s applied index');
   if (result.firstDifference) {

@@ -74,8 +74,16 @@ test('invalid flags exit 2 with the flag and the expected form', async () => {
 test('only down members: compared no indexes, exit 1', async () => {
   const text = await runCli(['verify', '--target', '127.0.0.1:1', '--http', '127.0.0.1:2', '--retries', '0']);
   assert.is(text.code, 1, text.stdout + text.stderr);
-  assert.match(text.stdout, /^compared no indexes across 1 member/m);
+  assert.match(text.stdout, /^compared no indexes across 0 of 1 member/m);
   assert.not.match(text.stdout, /1\.\.0/);
+});
+
+test('down member left out of comparison', async () => {
+  const members = tc.cluster.members.map((m) => `${m.id}=${m.grpc}=${m.http}`);
+  const text = await runCli(['verify', '--members', [...members, 'n4=127.0.0.1:1=127.0.0.1:2'].join(','), '--retries', '0']);
+  assert.is(text.code, 1, text.stdout + text.stderr);
+  assert.match(text.stdout, /^n4\s.*\sDOWN$/m);
+  assert.match(text.stdout, /^compared indexes 1\.\.\d+ across 3 of 4 members \(quiescent/m);
 });
 
 test('one member: singular wording, http:// address', async () => {
