@@ -69,6 +69,22 @@ export class CatchUpReporter {
     this.leaderId = message.from;
   }
 
+  /**
+   * Notes a snapshot from the leader, which replaces the local log up to its
+   * index. When the leader had committed nothing past it (`leaderCommit`, the
+   * highest commit index the leader reported), the member has caught up,
+   * although no entry may arrive until clients append again.
+   */
+  installedSnapshot(snapshotIndex: number, leaderCommit: number): void {
+    if (this.caughtUp) return;
+    this.replayDone = true;
+    this.leaderCommit = Math.max(this.leaderCommit, leaderCommit);
+    if (snapshotIndex < this.leaderCommit) return;
+    this.caughtUp = true;
+    const ms = Math.round(performance.now() - this.startedMs);
+    this.log.info({ snapshotIndex, leaderCommit: this.leaderCommit, ms }, 'caught up with the leader');
+  }
+
   /** Counts the entries of a Ready written to the log, and logs progress. */
   persisted(entries: readonly Entry[]): void {
     if (this.caughtUp || entries.length === 0 || this.leaderId === '') return;

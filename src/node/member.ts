@@ -853,6 +853,7 @@ export class Member extends EventEmitter {
     this.snapshotIndex = meta.index;
     this.metrics.snapshotsReceived.inc({ result: 'installed' });
     this.log.info({ snapshotIndex: meta.index, snapshotTerm: meta.term, ...this.store.summary() }, 'installed snapshot from leader');
+    this.catchUp.installedSnapshot(meta.index, this.leaderIndexSeen);
     this.appliedWaiters.notify(this.appliedIndex);
     this.emit('applied', this.appliedIndex);
   }

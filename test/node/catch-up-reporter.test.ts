@@ -60,6 +60,30 @@ test('reports the entries written, not those sent', () => {
   assert.ok(lines.some((line) => line.msg === 'caught up with the leader'));
 });
 
+test('snapshot at leader commit catches up', () => {
+  const { log, lines } = capturedLog();
+  const reporter = new CatchUpReporter(log, restoredAt(10), 10);
+  reporter.installedSnapshot(5000, 5000);
+  const caughtUp = lines.find((line) => line.msg === 'caught up with the leader');
+  assert.ok(caughtUp, 'a caught-up line');
+  assert.is(caughtUp.snapshotIndex, 5000);
+  assert.is(caughtUp.leaderCommit, 5000);
+  // Later appends are not a catch-up.
+  reporter.observe(append(5001, 5010, 5010));
+  reporter.persisted(entries(5001, 5010));
+  assert.is(lines.length, 1);
+});
+
+test('snapshot behind leader waits for entries', () => {
+  const { log, lines } = capturedLog();
+  const reporter = new CatchUpReporter(log, restoredAt(10), 10);
+  reporter.installedSnapshot(5000, 5200);
+  assert.equal(lines, []);
+  reporter.observe(append(5001, 5200, 5200));
+  reporter.persisted(entries(5001, 5200));
+  assert.ok(lines.some((line) => line.msg === 'caught up with the leader'));
+});
+
 test('ignores writes before leader appends', () => {
   const { log, lines } = capturedLog();
   const reporter = new CatchUpReporter(log, restoredAt(10), 10);
