@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { haproxyInstalled, LocalCluster, memberNodeFlags, processExists } from '../cluster/local-cluster';
+import { haproxyInstalled, haproxyPidFileName, LocalCluster, memberNodeFlags, processExists } from '../cluster/local-cluster';
 import { parseInteger, UsageError } from '../node/config';
 import { readMembershipOf } from '../node/membership-file';
 import { makeDirectoriesSync } from '../storage/durable-fs';
@@ -103,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
   const cluster = await LocalCluster.create({ ...flags, withHaproxy: true });
   const busy = await cluster.busyAddresses();
   if (busy.length > 0) {
-    console.error(`replog cluster: ${busy.join(', ')} already in use (another cluster?); stop it or pick other ports with --base-port`);
+    console.error(`replog cluster: ${busy.join(', ')} already in use${busyHint(flags.dataDir)}`);
     return 1;
   }
   const lockFailure = dataFolderFailure('write cluster.pid in', flags.dataDir, () =>
@@ -165,6 +165,32 @@ function recordedSizeFailure(dataDir: string, size: number): string | null {
     `the data folder ${dataDir} contains a cluster of ${countNoun(recorded.members.length, 'member')} (${recorded.members.join(',')}), ` +
     `so it cannot run with --size ${size}: start it with --size ${recorded.members.length}, or pick a new folder with --data`
   );
+}
+
+/**
+ * Returns the end of the message about ports in use: the HAProxy that an
+ * earlier `replog cluster` on the folder left running (after a `kill -9`),
+ * when its pid file names a live haproxy process, or else a guess.
+ */
+function busyHint(dataDir: string): string {
+  const pidPath = path.join(dataDir, haproxyPidFileName);
+  const pid = liveHaproxyPid(pidPath);
+  if (pid === null) return ' (another cluster?); stop it or pick other ports with --base-port';
+  return (
+    `: the HAProxy that an earlier replog cluster on ${dataDir} started still runs (PID ${pid}, from ${pidPath}); ` +
+    `stop it with kill ${pid}, or pick other ports with --base-port`
+  );
+}
+
+/** Returns the PID in `pidPath` when that process is an HAProxy, or null. A PID reused by another program is not one. */
+function liveHaproxyPid(pidPath: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(pidPath, 'utf8').trim());
+    if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'haproxy' ? pid : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The compiled CLI entry point, for restart commands that run node directly. */

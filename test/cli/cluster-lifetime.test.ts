@@ -3,7 +3,7 @@
 // Ctrl-C stops them with a closing line, also when pressed twice. The
 // cluster process runs on when its members or HAProxy stop, and reports a
 // stopped HAProxy with the command that restarts it.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -146,6 +146,7 @@ interface ClusterRun {
   readonly cluster: ReturnType<typeof spawn>;
   readonly cfgPath: string;
   readonly pidPath: string;
+  readonly basePort: number;
 }
 
 /** Starts `replog cluster --size 1` in a new temp folder, with HAProxy when installed. */
@@ -153,7 +154,7 @@ async function startClusterWithHaproxy(): Promise<ClusterRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'replog-cluster-lifetime-'));
   const [basePort] = await freePorts(1);
   const cluster = spawn(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', dir, '--base-port', String(basePort)], { stdio: 'ignore' });
-  return { dir, cluster, cfgPath: path.join(dir, 'haproxy.cfg'), pidPath: path.join(dir, haproxyPidFileName) };
+  return { dir, cluster, cfgPath: path.join(dir, 'haproxy.cfg'), pidPath: path.join(dir, haproxyPidFileName), basePort: basePort! };
 }
 
 /** Kills the cluster process and any HAProxy of its folder, then removes the folder. */
@@ -173,6 +174,13 @@ test('HAProxy pid file after kill -9', async () => {
     run.cluster.kill('SIGKILL');
     await sleep(500);
     assert.ok(processExists(haproxyPid!), 'HAProxy outlives a cluster killed with SIGKILL');
+    // A new cluster on the folder finds its port taken and names the leftover HAProxy.
+    const again = spawnSync(process.execPath, [mainScript, 'cluster', '--size', '1', '--data', run.dir, '--base-port', String(run.basePort)], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.is(again.status, 1, again.stderr);
+    assert.match(again.stderr, `still runs (PID ${haproxyPid}, from ${run.pidPath}); stop it with kill ${haproxyPid}`);
     process.kill(Number(fs.readFileSync(run.pidPath, 'utf8')), 'SIGTERM');
     await waitFor(() => pidsWithArgument(run.cfgPath).length === 0, 'HAProxy to stop');
   } finally {
