@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidAddressError, parseHostPortList, toChannelTarget } from '../client/target';
 import { joinNegativeValues } from '../util/negative-flag-values';
+import { parseArgsMessage } from '../util/parse-args-message';
 
 /** Invalid command-line input; the command prints the message and exits 2. */
 export class FlagError extends Error {
@@ -33,7 +34,7 @@ export function parseFlags<T extends OptionsConfig>(argv: readonly string[], opt
   try {
     return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false }).values;
   } catch (error) {
-    throw new FlagError(error instanceof Error ? error.message : String(error));
+    throw new FlagError(parseArgsMessage(error));
   }
 }
 

@@ -8,6 +8,7 @@ import { makeDirectoriesSync } from '../storage/durable-fs';
 import { joinNegativeValues } from '../util/negative-flag-values';
 import { countNoun } from './count-noun';
 import { renderHaproxyConfig } from './haproxy-config';
+import { parseArgsMessage } from '../util/parse-args-message';
 
 /** Interval of the timer, which does nothing, that keeps `replog cluster` running until it is stopped. */
 const keepAliveIntervalMs = 2 ** 30;
@@ -44,7 +45,7 @@ function parseClusterFlags(argv: string[]): ClusterFlags {
     } as const;
     values = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true }).values;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(parseArgsMessage(err));
   }
   const size = Number(values.size);
   if (!/^\d+$/.test(values.size) || size < 1 || size > sizeMax || size % 2 === 0) {

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { joinNegativeValues } from '../util/negative-flag-values';
 import { valuesetBytesMax } from '../storage/codec';
 import { grpcMessageBytesMax } from '../grpc/peer-link';
+import { parseArgsMessage } from '../util/parse-args-message';
 
 /** Invalid command-line input; the CLI prints the message and exits 2. */
 export class UsageError extends Error {
@@ -93,7 +94,7 @@ export function parseMemberConfig(argv: readonly string[], env: NodeJS.ProcessEn
   try {
     values = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(parseArgsMessage(err));
   }
   const fromEnv = new Map<string, string>();
   const isDefault = (name: string): boolean => {

@@ -24,7 +24,7 @@ const invalidCases: readonly [string[], string][] = [
   [['--size', '-1'], 'invalid --size "-1": expected an odd number from 1 to 9'],
   [['--snapshot-threshold-bytes', '1000'], 'invalid --snapshot-threshold-bytes "1000": expected an integer from 65536 to 1099511627776'],
   [['--base-port', 'x'], 'invalid --base-port "x": expected an integer from 1024 to 65000'],
-  [['--colour'], "Unknown option '--colour'"],
+  [['--colour'], 'unknown flag --colour'],
 ];
 
 for (const [args, expected] of invalidCases) {

@@ -42,8 +42,10 @@ const invalidCases: readonly [string, Command, string[], string][] = [
   ['send', runSend, ['--target', '127.0.0.1:5000', '--deadline-ms=-1'], 'invalid --deadline-ms "-1"'],
   ['send', runSend, ['--target', '127.0.0.1:5000', '--count', '-5'], 'invalid --count "-5": expected an integer from 1 to'],
   ['send', runSend, ['--target', '127.0.0.1:5000', '--retries', '1000'], 'invalid --retries "1000": expected an integer from 0 to 100'],
-  ['send', runSend, ['--target', '127.0.0.1:5000', '--colour'], "'--colour'"],
-  ['send', runSend, ['--target', '127.0.0.1:5000', 'extra'], "'extra'"],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--colour'], 'unknown flag --colour'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', 'extra'], 'unexpected argument "extra": expected flags only'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--count'], 'missing value for --count'],
+  ['send', runSend, ['--target', '127.0.0.1:5000', '--json=yes'], '--json takes no value'],
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--mode', 'batch'], 'invalid --mode "batch": expected unary or stream'],
   // Above 2^22, the largest PID Linux allows.
   ['bench', runBench, ['--target', '127.0.0.1:5000', '--pids', '4194305'], 'invalid --pids: no process has PID 4194305'],
