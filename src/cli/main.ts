@@ -21,11 +21,23 @@ const commands: Record<string, Command> = {
 async function usage(): Promise<string> {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
   const helps = await Promise.all(Object.values(commands).map((c) => c.help()));
-  return ['usage: replog <command> [flags]', '', 'commands:', ...rows, '', ...helps.flatMap((h) => [h.trimEnd(), ''])].join('\n');
+  return ['usage: replog <command> [flags]', '       replog --version', '', 'commands:', ...rows, '', ...helps.flatMap((h) => [h.trimEnd(), ''])].join('\n');
+}
+
+/** Returns the version in package.json, three folders above the compiled file (dist/src/cli), as in a checkout and the image. */
+async function packageVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const manifest = JSON.parse(await readFile(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return manifest.version;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version') {
+    console.log(`replog ${await packageVersion()}`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(await usage());
     return name === undefined ? 2 : 0;

@@ -56,4 +56,11 @@ test('top-level help states cluster sizes', () => {
   assert.ok(result.stdout.includes('--size N                      members, an odd number from 1 to 9 (default 3)'), result.stdout);
 });
 
+test('version flag prints package version', () => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const result = spawnSync(process.execPath, [mainScript, '--version'], { encoding: 'utf8', timeout: 20_000 });
+  assert.is(result.status, 0, result.stderr);
+  assert.is(result.stdout, `replog ${manifest.version}\n`);
+});
+
 test.run();
