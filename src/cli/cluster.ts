@@ -18,7 +18,8 @@ export const clusterHelp = `replog cluster: run a local cluster of members, behi
   --data DIR                    folder for the members' data and logs (default ./replog-data)
   --size N                      members, an odd number from 1 to 9 (default 3)
   --base-port P                 first of 2N+2 consecutive ports (default 7000):
-                                P = HAProxy, P+2.. = members' gRPC, then their HTTP
+                                P = HAProxy, P+1 unused, P+2.. = members' gRPC, then
+                                their HTTP
   --snapshot-threshold N        passed to every member (default: the member's own)
   --snapshot-threshold-bytes N  passed to every member (default: the member's own)
 
