@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 interface Command {
   readonly summary: string;
@@ -25,17 +27,15 @@ async function usage(): Promise<string> {
 }
 
 /** Returns the version in package.json, three folders above the compiled file (dist/src/cli), as in a checkout and the image. */
-async function packageVersion(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  const manifest = JSON.parse(await readFile(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+function packageVersion(): string {
+  const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
   return manifest.version;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '--version') {
-    console.log(`replog ${await packageVersion()}`);
+    console.log(`replog ${packageVersion()}`);
     return 0;
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { errorCode, statusCodeName } from '../client/errors';
+import { messageWithoutCode } from './send-summary';
 
 /** Time between two outage notices of one run, in ms. */
 export const outageNoticeIntervalMs = 10_000;
@@ -16,8 +17,8 @@ export class OutageNotice {
   private lastNoticeMs = -Infinity;
 
   /**
-   * `threshold` is the number of appends in a row that must fail before the
-   * first notice: the appends in flight, so that all of them failed.
+   * Creates a notice that first writes once `threshold` appends in a row have
+   * failed: the appends in flight, so that all of them failed.
    */
   constructor(
     private readonly threshold: number,
@@ -42,12 +43,9 @@ export class OutageNotice {
     if (nowMs - this.lastNoticeMs < this.intervalMs) return;
     this.lastNoticeMs = nowMs;
     const name = statusCodeName(code);
-    // IngestError messages start with the code already.
-    const message = error instanceof Error ? error.message : String(error);
-    const status = message.startsWith(`${name}: `) ? message : `${name}: ${message}`;
     this.write(
       `replog send: the last ${this.failedInARow} appends failed after all their retries, the last one with ` +
-        `${status}. Members may be down or unreachable. ` +
+        `${name}: ${messageWithoutCode(error, name)}. Members may be down or unreachable. ` +
         'Sending goes on, and each valueset gets its retries. Press Ctrl-C to stop.\n',
     );
   }

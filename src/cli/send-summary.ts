@@ -68,11 +68,16 @@ export class SendTally {
     const known = this.firstErrorLineByCode[code];
     const isFirst = !(code in this.firstErrorByCode) || (line !== null && known !== undefined && line.number < known.line);
     if (!isFirst) return;
-    // IngestError messages start with the code, which the summary prints once as the key.
-    const message = error instanceof Error ? error.message : String(error);
-    this.firstErrorByCode[code] = message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message;
+    // The summary prints the code once, as the key.
+    this.firstErrorByCode[code] = messageWithoutCode(error, code);
     if (line !== null) this.firstErrorLineByCode[code] = describeLine(line);
   }
+}
+
+/** Returns an error's message without the leading `CODE: ` that IngestError messages carry. */
+export function messageWithoutCode(error: unknown, codeName: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.startsWith(`${codeName}: `) ? message.slice(codeName.length + 2) : message;
 }
 
 function describeLine(line: StdinLine): ErrorLine {
